@@ -1,0 +1,48 @@
+"""Turn a run folder (run.json + metrics + executed notebooks) into a Markdown report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from course.runner import failed_cell
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def build_report(run_dir: Path) -> str:
+    """The Markdown report of a run: one table of every lesson's metrics, failures with their cell, total time."""
+    run_dir = Path(run_dir)
+    run_file = run_dir / "run.json"
+    if not run_file.exists():
+        raise SystemExit(f"{run_file} not found: pass a folder made by `python -m course run`")
+    run = json.loads(run_file.read_text())
+    lines = [f"# Course run: path `{run['path']}`, profile `{run['profile']}`", "",
+             f"Started {run['started']} · total {run['seconds'] / 60:.1f} min", "",
+             "| lesson | status | time | metrics |", "|---|---|---|---|"]
+    for rec in run["lessons"]:
+        metrics = "<br>".join(f"{k}: {_fmt(v)}" for k, v in sorted(rec.get("metrics", {}).items())) or "-"
+        time_text = f"{rec['seconds']:.0f} s" if rec["status"] != "planned" else "-"
+        lines.append(f"| {rec['stem']} | {rec['status']} | {time_text} | {metrics} |")
+    failures = [rec for rec in run["lessons"] if rec["status"] == "failed"]
+    if failures:
+        lines += ["", "## Failures"]
+        for rec in failures:
+            cell = failed_cell(run_dir / f"{rec['stem']}.ipynb")
+            lines += ["", f"### {rec['stem']}", "", f"{rec['error']}"]
+            if cell:
+                lines += ["", f"Failing cell #{cell['index']} ({cell['ename']}: {cell['evalue']}):", "",
+                          "```python", cell["source"], "```"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dir: Path) -> Path:
+    path = Path(run_dir) / "report.md"
+    path.write_text(build_report(run_dir))
+    return path

@@ -1,0 +1,71 @@
+"""Load and check the syllabus (course/syllabus.toml)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers.paths import NOTEBOOKS_DIR
+
+SYLLABUS_FILE = Path(__file__).with_name("syllabus.toml")
+STATUSES = {"ready", "planned"}
+
+
+@dataclass(frozen=True)
+class Lesson:
+    number: str
+    slug: str
+    title: str
+    status: str
+    minutes_t4: int
+    minutes_cpu: int
+    hardware: str
+
+    @property
+    def stem(self) -> str:
+        return f"{self.number}_{self.slug}"
+
+    @property
+    def path(self) -> Path:
+        return NOTEBOOKS_DIR / f"{self.stem}.ipynb"
+
+
+@dataclass(frozen=True)
+class Syllabus:
+    title: str
+    repo: str
+    branch: str
+    lessons: dict[str, Lesson]
+    paths: dict[str, list[str]]
+
+    def path_lessons(self, name: str) -> list[Lesson]:
+        if name not in self.paths:
+            raise SystemExit(f"unknown path {name!r}; choose one of {', '.join(self.paths)}")
+        return [self.lessons[n] for n in self.paths[name]]
+
+    def badge_url(self, lesson: Lesson) -> str:
+        return f"https://colab.research.google.com/github/{self.repo}/blob/{self.branch}/notebooks/{lesson.stem}.ipynb"
+
+
+def load(path: Path = SYLLABUS_FILE) -> Syllabus:
+    """Parse the syllabus and check it: unique numbers, known statuses, paths naming known lessons."""
+    raw = tomllib.loads(path.read_text())
+    lessons: dict[str, Lesson] = {}
+    for i, entry in enumerate(raw["lessons"]):
+        try:
+            lesson = Lesson(**entry)
+        except TypeError as err:
+            raise ValueError(f"{path}: lessons[{i}]: {err}") from None
+        if lesson.number in lessons:
+            raise ValueError(f"{path}: lesson number {lesson.number} appears twice")
+        if lesson.status not in STATUSES:
+            raise ValueError(f"{path}: lesson {lesson.number} status {lesson.status!r} not in {sorted(STATUSES)}")
+        lessons[lesson.number] = lesson
+    paths = raw["paths"]
+    for name, numbers in paths.items():
+        unknown = [n for n in numbers if n not in lessons]
+        if unknown:
+            raise ValueError(f"{path}: path {name!r} names unknown lesson(s) {unknown}")
+    course = raw["course"]
+    return Syllabus(course["title"], course["repo"], course["branch"], lessons, paths)

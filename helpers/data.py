@@ -1,0 +1,290 @@
+"""The course's own datasets: a deterministic generator and a strict loader.
+
+Build the shipped files with ``python -m helpers.data build`` (``--check`` compares instead of writing).
+Every text here is generated from the word lists below; nothing is copied from elsewhere.
+
+Introduced in 00_welcome.ipynb (loading) and 01_tokenizer_and_pretraining.ipynb (the corpus).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers.paths import DATA_DIR
+
+SEED = 1234
+
+# ---------------------------------------------------------------------------------------------
+# Word lists for the corpus and the tasks.
+# ---------------------------------------------------------------------------------------------
+TASK_WORDS = (
+    "apple river stone cloud tiger lamp garden bread window candle forest violin mirror basket "
+    "pepper rocket castle button planet ladder pillow rabbit engine carpet wallet pencil island "
+    "jacket kettle meadow orange parrot saddle tunnel wagon zebra anchor bridge cactus dragon "
+    "feather guitar helmet iceberg jungle kitten lemon magnet noodle owl pebble quilt radio "
+    "shadow teapot umbrella valley walrus yogurt"
+).split()
+
+LETTER_WORDS = TASK_WORDS[:24]  # the words of the first-letter task
+NAMES = "Ada Bo Cleo Dan Eli Fay Gus Hana Ivo Juno Kai Lena Milo Nora Otto Pia Quin Rosa Sami Tova".split()
+ADJECTIVES = "small big red blue green old new happy quiet bright soft cold warm tall round".split()
+PLACES = "market school harbor library kitchen station hill farm bakery museum".split()
+VERBS = "found carried painted washed hid lost fixed sold bought cleaned".split()
+
+SYLLABLES = "ka lo mi ra ve no su ti ba re do fa lu ze po ri na go".split()
+NUM_COUNTRIES = 12
+
+
+def _countries(rng: random.Random) -> list[tuple[str, str]]:
+    """Invented countries and capitals (two and three syllables), unique and stable for SEED."""
+    seen: set[str] = set()
+    pairs = []
+    while len(pairs) < NUM_COUNTRIES:
+        country = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize() + "ia"
+        capital = "".join(rng.choice(SYLLABLES) for _ in range(2)).capitalize()
+        if country in seen or capital in seen:
+            continue
+        seen.update((country, capital))
+        pairs.append((country, capital))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Task:
+    """One checkable task: a user prompt and the exact reference answer."""
+
+    task: str
+    prompt: str
+    answer: str
+    wrong: str  # a plausible wrong answer, used as the rejected reply in preference data
+
+
+# Prompt templates per task: the training splits use the first two, the test split only the third, so every
+# test prompt is new text. Addition also holds back values: its test pairs never occur in a training row.
+TEMPLATES = {
+    "add": ("What is {a} + {b}?", "Add {a} and {b}.", "Compute {a} + {b}."),
+    "capital": ("What is the capital of {c}?", "Name the capital of {c}.", "Which city is the capital of {c}?"),
+    "letter": ("What is the first letter of {w}?", "Which letter does {w} start with?", "Name the first letter of {w}."),
+}
+TASK_NAMES = tuple(TEMPLATES)
+
+
+def build_tasks(seed: int = SEED) -> dict[str, list[Task]]:
+    """Make the train / validation / test task splits (see TEMPLATES for what the test split holds back)."""
+    rng = random.Random(seed)
+    countries = _countries(random.Random(seed + 1))
+    pairs = [(a, b) for a in range(10) for b in range(10)]
+    rng.shuffle(pairs)
+    pair_split = {"test": pairs[:20], "validation": pairs[20:30], "train": pairs[30:]}
+    sizes = {"train": 3000, "validation": 150, "test": 240}
+    splits: dict[str, list[Task]] = {}
+    for split, size in sizes.items():
+        rows = []
+        for i in range(size):
+            kind = TASK_NAMES[i % len(TASK_NAMES)]
+            template = TEMPLATES[kind][2] if split == "test" else rng.choice(TEMPLATES[kind][:2])
+            if kind == "add":
+                a, b = rng.choice(pair_split[split])
+                wrong = a + b + rng.choice([-1, 1]) if a + b > 0 else 1
+                rows.append(Task(kind, template.format(a=a, b=b), str(a + b), str(wrong)))
+            elif kind == "capital":
+                country, capital = rng.choice(countries)
+                other = rng.choice([c for _, c in countries if c != capital])
+                rows.append(Task(kind, template.format(c=country), capital, other))
+            else:
+                word = rng.choice(LETTER_WORDS)
+                rows.append(Task(kind, template.format(w=word), word[0], word[-1]))
+        splits[split] = rows
+    return splits
+
+
+def build_corpus(seed: int = SEED) -> dict[str, str]:
+    """Generate the pretraining corpus: short stories, list games, sums and geography, one document per line."""
+    rng = random.Random(seed)
+    countries = _countries(random.Random(seed + 1))
+
+    def story() -> str:
+        name, friend = rng.sample(NAMES, 2)
+        noun, other = rng.sample(TASK_WORDS, 2)
+        adj = rng.choice(ADJECTIVES)
+        place = rng.choice(PLACES)
+        verb = rng.choice(VERBS)
+        sentences = [
+            f"{name} {verb} a {adj} {noun} at the {place}.",
+            f"The {noun} was {rng.choice(ADJECTIVES)}.",
+            f"{friend} wanted the {noun} too, so {name} gave {friend} a {other}.",
+            f"Then {name} and {friend} walked to the {rng.choice(PLACES)}.",
+            f"{friend} said the {other} was {rng.choice(ADJECTIVES)} and {rng.choice(ADJECTIVES)}.",
+        ]
+        return " ".join(sentences[: rng.randint(3, 5)])
+
+    def list_game() -> str:
+        # Long lists said twice, backwards or with their last word: dense signal for in-context copying,
+        # which a small model must learn before it can answer the word tasks on words it never saw there.
+        words = rng.sample(TASK_WORDS, rng.randint(3, 8))
+        text = " ".join(words)
+        form = rng.randint(0, 3)
+        if form <= 1:
+            return f"{rng.choice(NAMES)} said: {text}. Then again: {text}."
+        if form == 2:
+            return f"The words {text} backwards are {' '.join(reversed(words))}."
+        return f"In the list {text} the last word is {words[-1]}."
+
+    def sums() -> str:
+        a, b = rng.randint(0, 9), rng.randint(0, 9)
+        form = rng.randint(0, 2)
+        if form == 0:
+            return f"{a} + {b} = {a + b}."
+        if form == 1:
+            return f"{rng.choice(NAMES)} had {a} coins and found {b} more, so {a} + {b} makes {a + b}."
+        return f"We know that {a} plus {b} is {a + b}, and {a} + {b} = {a + b}."
+
+    def geography() -> str:
+        country, capital = rng.choice(countries)
+        form = rng.randint(0, 2)
+        if form == 0:
+            return f"The capital of {country} is {capital}."
+        if form == 1:
+            return f"{rng.choice(NAMES)} traveled to {capital}, the capital of {country}."
+        return f"{country} is a {rng.choice(ADJECTIVES)} country. Its capital is {capital}. The capital of {country} is {capital}."
+
+    makers = [story, list_game, list_game, list_game, sums, geography]
+
+    def document() -> str:
+        return " ".join(rng.choice(makers)() for _ in range(rng.randint(1, 3)))
+
+    return {
+        "train": "\n".join(document() for _ in range(6000)) + "\n",
+        "validation": "\n".join(document() for _ in range(400)) + "\n",
+    }
+
+
+def _messages(task: Task) -> list[dict]:
+    return [{"role": "user", "content": task.prompt}, {"role": "assistant", "content": task.answer}]
+
+
+SCHEMAS: dict[str, dict[str, type]] = {
+    "sft": {"task": str, "messages": list},
+    "preference": {"task": str, "prompt": list, "chosen": list, "rejected": list},
+    "rl": {"task": str, "prompt": list, "answer": str},
+}
+
+
+def build_all(seed: int = SEED) -> dict[str, str]:
+    """Every shipped file, as relative path → text."""
+    files: dict[str, str] = {}
+    for split, text in build_corpus(seed).items():
+        files[f"corpus/{split}.txt"] = text
+    for split, tasks in build_tasks(seed).items():
+        rows = {
+            "sft": [{"task": t.task, "messages": _messages(t)} for t in tasks],
+            "preference": [
+                {
+                    "task": t.task,
+                    "prompt": [{"role": "user", "content": t.prompt}],
+                    "chosen": [{"role": "assistant", "content": t.answer}],
+                    "rejected": [{"role": "assistant", "content": t.wrong}],
+                }
+                for t in tasks
+            ],
+            "rl": [{"task": t.task, "prompt": [{"role": "user", "content": t.prompt}], "answer": t.answer} for t in tasks],
+        }
+        for kind, items in rows.items():
+            files[f"{kind}/{split}.jsonl"] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items)
+    return files
+
+
+class DataError(ValueError):
+    """A shipped or user-supplied data file is malformed; the message names file, line and field."""
+
+
+def _check_messages(value: list, where: str, field: str) -> None:
+    for i, message in enumerate(value):
+        if not isinstance(message, dict) or set(message) != {"role", "content"}:
+            raise DataError(f"{where}: field '{field}'[{i}] must be an object with exactly 'role' and 'content'")
+        if message["role"] not in {"system", "user", "assistant"}:
+            raise DataError(f"{where}: field '{field}'[{i}].role is {message['role']!r}, not system/user/assistant")
+        if not isinstance(message["content"], str) or not message["content"]:
+            raise DataError(f"{where}: field '{field}'[{i}].content must be a non-empty string")
+
+
+def load_jsonl(path: str | Path, kind: str | None = None) -> list[dict]:
+    """Read a JSONL file and validate each row against ``SCHEMAS[kind]`` (kind defaults to the folder name).
+
+    Raises DataError naming the file, the line number and the missing, extra or mistyped field.
+    Introduced in 00_welcome.ipynb.
+    """
+    path = Path(path)
+    kind = kind or path.parent.name
+    if kind not in SCHEMAS:
+        raise DataError(f"{path}: unknown dataset kind {kind!r}; expected one of {sorted(SCHEMAS)}")
+    schema = SCHEMAS[kind]
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            where = f"{path}:{lineno}"
+            if not line.strip():
+                raise DataError(f"{where}: empty line")
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            missing = [f for f in schema if f not in row]
+            extra = [f for f in row if f not in schema]
+            if missing:
+                raise DataError(f"{where}: missing field(s) {missing}")
+            if extra:
+                raise DataError(f"{where}: unexpected field(s) {extra}; a {kind} row has {list(schema)}")
+            for field, typ in schema.items():
+                if not isinstance(row[field], typ):
+                    raise DataError(f"{where}: field '{field}' must be {typ.__name__}, got {type(row[field]).__name__}")
+                if typ is list:
+                    _check_messages(row[field], where, field)
+            rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def load_split(kind: str, split: str, data_dir: Path = DATA_DIR) -> list[dict]:
+    """Load a shipped split, e.g. ``load_split("sft", "test")``. Introduced in 00_welcome.ipynb."""
+    return load_jsonl(Path(data_dir) / kind / f"{split}.jsonl", kind)
+
+
+def load_corpus(split: str, data_dir: Path = DATA_DIR) -> list[str]:
+    """The pretraining corpus as a list of documents. Introduced in 01_tokenizer_and_pretraining.ipynb."""
+    path = Path(data_dir) / "corpus" / f"{split}.txt"
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.data", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["build"])
+    parser.add_argument("--out", type=Path, default=DATA_DIR, help="target folder (default: the shipped data/)")
+    parser.add_argument("--check", action="store_true", help="compare with the files on disk instead of writing")
+    args = parser.parse_args(argv)
+    stale = []
+    for rel, text in build_all().items():
+        target = args.out / rel
+        if args.check:
+            if not target.exists() or target.read_text(encoding="utf-8") != text:
+                stale.append(rel)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {target} ({len(text.encode()):,} bytes)")
+    if stale:
+        print("out of date (run `python -m helpers.data build`):", *stale, sep="\n  ", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Setup every notebook repeats: seeds, device, versions, platform, profile.
+
+Introduced in 00_welcome.ipynb.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import random
+import sys
+
+LIBRARIES = ("torch", "transformers", "trl", "peft", "bitsandbytes", "datasets", "accelerate", "tokenizers")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA). Introduced in 00_welcome.ipynb."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def pick_device(verbose: bool = True) -> str:
+    """CUDA, then Apple MPS, then CPU; prints the choice. Introduced in 00_welcome.ipynb."""
+    import torch
+
+    if torch.cuda.is_available():
+        device = "cuda"
+        detail = torch.cuda.get_device_name(0)
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        device, detail = "mps", "Apple GPU"
+    else:
+        device, detail = "cpu", f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    if verbose:
+        print(f"device: {device} ({detail})")
+    return device
+
+
+def versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
+    """Installed versions of the course's libraries ('-' when missing). Introduced in 00_welcome.ipynb."""
+    found = {"python": platform.python_version()}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "-"
+    return found
+
+
+def hosted_platform() -> str:
+    """'colab', 'kaggle' or 'local'. Introduced in 00_welcome.ipynb."""
+    if "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ:
+        return "colab"
+    if "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
+        return "kaggle"
+    return "local"
+
+
+def resolve_profile(profile: str) -> str:
+    """``auto`` → ``t4`` when CUDA is present, else ``tiny``; other names are checked. Introduced in 00_welcome.ipynb."""
+    from helpers.profiles import PROFILES
+
+    if profile == "auto":
+        import torch
+
+        return "t4" if torch.cuda.is_available() else "tiny"
+    if profile not in PROFILES:
+        raise ValueError(f"unknown PROFILE {profile!r}; choose 'auto' or one of {sorted(PROFILES)}")
+    return profile
+
+
+def setup(seed: int = 0, profile: str = "auto", verbose: bool = True):
+    """The setup cell in one call: seed, device, versions, platform and resolved profile.
+
+    Returns ``(profile_name, device)``. Also turns Hub downloads off for the offline ``tiny`` profile.
+    Introduced in 00_welcome.ipynb.
+    """
+    name = resolve_profile(profile)
+    if name == "tiny":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    set_seed(seed)
+    device = pick_device(verbose)
+    if verbose:
+        print(" · ".join(f"{k} {v}" for k, v in versions().items()))
+        print(f"platform: {hosted_platform()} · profile: {name} · seed: {seed}")
+    return name, device

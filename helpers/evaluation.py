@@ -1,0 +1,98 @@
+"""Evaluation basics: batched greedy generation, exact-match accuracy per task, perplexity.
+
+Introduced in 01_tokenizer_and_pretraining.ipynb (perplexity) and 02_sft.ipynb (generation, accuracy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import torch
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """Token ids that end an assistant turn: ``<|im_end|>`` and the tokenizer's eos. Introduced in 02_sft.ipynb."""
+    ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
+    return sorted(i for i in ids if i is not None and i != tokenizer.unk_token_id)
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 16, batch_size: int = 32,
+             progress: bool = False) -> list[str]:
+    """Greedy replies to chat ``prompts`` (lists of messages), batched with left padding.
+
+    Introduced in 02_sft.ipynb.
+    """
+    from tqdm.auto import tqdm
+
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    replies: list[str] = []
+    for start in tqdm(range(0, len(prompts), batch_size), desc="generate", disable=not progress):
+        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                 for p in prompts[start:start + batch_size]]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
+        replies += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    model.train(was_training)
+    return [r.strip() for r in replies]
+
+
+def normalize(text: str) -> str:
+    """Lower-case, strip, collapse spaces, drop a trailing full stop. Introduced in 02_sft.ipynb."""
+    return " ".join(text.lower().strip().rstrip(".").split())
+
+
+def exact_match(prediction: str, reference: str) -> bool:
+    """True when the normalized prediction equals the normalized reference. Introduced in 02_sft.ipynb."""
+    return normalize(prediction) == normalize(reference)
+
+
+def contains_answer(prediction: str, reference: str) -> bool:
+    """True when the normalized reference appears in the normalized prediction. Introduced in 02_sft.ipynb."""
+    return normalize(reference) in normalize(prediction)
+
+
+def split_messages(rows: list[dict]) -> tuple[list[list[dict]], list[str]]:
+    """SFT rows → (prompts without the final assistant turn, reference answers). Introduced in 02_sft.ipynb."""
+    return [r["messages"][:-1] for r in rows], [r["messages"][-1]["content"] for r in rows]
+
+
+def task_accuracy(model, tokenizer, rows: list[dict], max_new_tokens: int = 16, batch_size: int = 32,
+                  progress: bool = False) -> dict:
+    """Exact-match accuracy on SFT-format ``rows``: overall, per task, and the replies themselves.
+
+    Returns ``{"accuracy": float, "per_task": {task: float}, "replies": [...]}``. Introduced in 02_sft.ipynb.
+    """
+    prompts, refs = split_messages(rows)
+    replies = generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress)
+    hits = defaultdict(list)
+    for row, reply, ref in zip(rows, replies, refs):
+        hits[row["task"]].append(exact_match(reply, ref))
+    per_task = {task: sum(v) / len(v) for task, v in sorted(hits.items())}
+    total = sum(sum(v) for v in hits.values()) / len(rows)
+    return {"accuracy": total, "per_task": per_task, "replies": replies}
+
+
+@torch.no_grad()
+def perplexity(model, rows: torch.Tensor, batch_size: int = 32) -> float:
+    """Perplexity of a causal LM on packed token rows (``helpers.tiny.pack_corpus``).
+
+    Introduced in 01_tokenizer_and_pretraining.ipynb.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size].to(device)
+        loss = model(input_ids=batch, labels=batch).loss
+        n = batch.numel() - batch.shape[0]  # labels are shifted: one fewer prediction per row
+        total += loss.item() * n
+        count += n
+    model.train(was_training)
+    return math.exp(total / count)

@@ -1,0 +1,88 @@
+"""Exercise checkers: each notebook ends with exercises whose answers a learner fills in and checks here.
+
+An answer left as ``None`` counts as "not tried yet" and never fails a headless run.
+Introduced in 00_welcome.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+CHECKERS: dict[str, Callable[..., tuple[bool, str]]] = {}
+
+
+def exercise(name: str):
+    """Register a checker: ``fn(answer, **context) -> (ok, hint)``."""
+
+    def register(fn):
+        CHECKERS[name] = fn
+        return fn
+
+    return register
+
+
+def check(name: str, answer, **context) -> bool | None:
+    """Check a learner's answer and print ✅ or ❌ with a hint. Returns None when the answer is still None.
+
+    Introduced in 00_welcome.ipynb.
+    """
+    if name not in CHECKERS:
+        raise KeyError(f"no exercise {name!r}; known: {sorted(CHECKERS)}")
+    if answer is None:
+        print(f"{name}: not tried yet (replace None with your answer)")
+        return None
+    ok, hint = CHECKERS[name](answer, **context)
+    print(f"{name}: {'✅ correct' if ok else '❌ not yet'}" + ("" if ok else f" — {hint}"))
+    return ok
+
+
+def _close(a, b, rel=1e-3) -> bool:
+    return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=1e-9)
+
+
+# --- 00_welcome ------------------------------------------------------------------------------
+@exercise("00.fast_track_ready")
+def _fast_track_ready(answer, syllabus):
+    expected = sum(syllabus.lessons[n].status == "ready" for n in syllabus.paths["fast-track"])
+    return answer == expected, "count the lessons of paths['fast-track'] whose status is 'ready'"
+
+
+@exercise("00.test_rows_add")
+def _test_rows_add(answer, rows):
+    expected = sum(r["task"] == "add" for r in rows)
+    return answer == expected, "filter the test rows on row['task'] == 'add'"
+
+
+# --- 01_tokenizer_and_pretraining -------------------------------------------------------------
+@exercise("01.attention_params")
+def _attention_params(answer, config):
+    head_dim = config.hidden_size // config.num_attention_heads
+    q_o = 2 * config.hidden_size * config.num_attention_heads * head_dim
+    k_v = 2 * config.hidden_size * config.num_key_value_heads * head_dim
+    expected = config.num_hidden_layers * (q_o + k_v)
+    return answer == expected, "per layer: q and o are hidden×(heads·head_dim), k and v hidden×(kv_heads·head_dim); no biases"
+
+
+@exercise("01.ppl_from_loss")
+def _ppl_from_loss(answer, loss):
+    return _close(answer, math.exp(loss)), "perplexity is exp(mean cross-entropy in nats)"
+
+
+# --- 02_sft -----------------------------------------------------------------------------------
+@exercise("02.masked_fraction")
+def _masked_fraction(answer, labels):
+    masked = sum(1 for t in labels if t == -100)
+    return _close(answer, masked / len(labels), rel=1e-2), "count labels equal to -100 and divide by the length"
+
+
+# --- 03_lora_qlora ----------------------------------------------------------------------------
+@exercise("03.lora_params")
+def _lora_params(answer, d_in, d_out, r):
+    return answer == r * (d_in + d_out), "LoRA adds A (r×d_in) and B (d_out×r)"
+
+
+@exercise("03.nf4_bytes")
+def _nf4_bytes(answer, n_weights, block_size=64):
+    expected = n_weights / 2 + 4 * n_weights / block_size
+    return _close(answer, expected, rel=0.02), "4 bits per weight plus one fp32 absmax scale per block of 64"

@@ -1,0 +1,104 @@
+"""Recording what a lesson measured: one metrics file per notebook, one experiment log per training run.
+
+Introduced in 00_welcome.ipynb.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+from helpers.paths import output_dir
+
+
+def _clean(value):
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item"):  # numpy / torch scalars
+        value = value.item()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"metric value {value} is not finite")
+        return round(value, 6)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    raise TypeError(f"metric values must be numbers, strings, lists or dicts, not {type(value).__name__}")
+
+
+def record_metrics(lesson: str, **metrics) -> Path:
+    """Merge ``metrics`` into ``<output_dir>/<lesson>.metrics.json`` and print them.
+
+    The course runner and the tests read this file: it is how a lesson proves what it teaches.
+    Introduced in 00_welcome.ipynb.
+    """
+    path = output_dir() / f"{lesson}.metrics.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update(_clean(metrics))
+    path.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+    for key, value in _clean(metrics).items():
+        print(f"  {key}: {value}")
+    return path
+
+
+def read_metrics(path: str | Path) -> dict:
+    """Load a metrics file written by :func:`record_metrics`. Introduced in 00_welcome.ipynb."""
+    return json.loads(Path(path).read_text())
+
+
+class ExperimentLog:
+    """A JSON log of one training run: config, seed, versions, metrics over time, final metrics.
+
+    Written to ``<output_dir>/logs/<name>.json``. With ``use_wandb=True`` the same numbers also go to
+    Weights & Biases, offline unless ``WANDB_API_KEY`` is set. Introduced in 02_sft.ipynb.
+    """
+
+    def __init__(self, name: str, config: dict, seed: int, use_wandb: bool = False):
+        from helpers.environment import versions
+
+        self.path = output_dir() / "logs" / f"{name}.json"
+        self.record = {"name": name, "config": _clean(config), "seed": seed, "versions": versions(),
+                       "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "history": [], "final": {}}
+        self._wandb = wandb_run(name, config) if use_wandb else None
+
+    def log(self, step: int, **values) -> None:
+        self.record["history"].append({"step": step, **_clean(values)})
+        if self._wandb is not None:
+            self._wandb.log(values, step=step)
+
+    def finish(self, **final) -> Path:
+        self.record["final"] = _clean(final)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.record, indent=1) + "\n")
+        if self._wandb is not None:
+            self._wandb.summary.update(final)
+            self._wandb.finish()
+        return self.path
+
+
+def _require_wandb():
+    try:
+        import wandb
+    except ImportError as err:
+        raise RuntimeError("USE_WANDB=True needs `pip install wandb`; leave it False to log to JSON only") from err
+    if not os.environ.get("WANDB_API_KEY"):
+        os.environ["WANDB_MODE"] = "offline"
+    return wandb
+
+
+def wandb_run(name: str, config: dict):
+    """Start a wandb run, offline unless ``WANDB_API_KEY`` is set; never prompts. Introduced in 02_sft.ipynb."""
+    wandb = _require_wandb()
+    return wandb.init(project="llm-course", name=name, config=config, dir=str(output_dir()))
+
+
+def report_to(use_wandb: bool) -> str:
+    """The ``report_to`` value for trainer configs: 'none' unless wandb was asked for. Introduced in 02_sft.ipynb."""
+    if not use_wandb:
+        return "none"
+    _require_wandb()
+    return "wandb"

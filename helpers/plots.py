@@ -1,0 +1,60 @@
+"""Plots the lessons show inline: loss curves and before/after bars.
+
+Introduced in 01_tokenizer_and_pretraining.ipynb (loss curves) and 02_sft.ipynb (before/after bars).
+"""
+
+from __future__ import annotations
+
+
+def _smooth(values: list[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_losses(curves: dict[str, list[float]], title: str = "training loss", smooth: int = 10,
+                xlabel: str = "step", logy: bool = False):
+    """One line per named loss curve (moving average over ``smooth`` steps). Introduced in 01_tokenizer_and_pretraining.ipynb."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), _smooth(list(values), smooth), label=name)
+    ax.set(title=title, xlabel=xlabel, ylabel="loss")
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    plt.show()
+    return fig
+
+
+def plot_before_after(before: dict[str, float], after: dict[str, float], title: str = "held-out accuracy",
+                      ylabel: str = "accuracy", labels: tuple[str, str] = ("before", "after")):
+    """Grouped bars of a metric per category, before vs after. Introduced in 02_sft.ipynb."""
+    return plot_bars({labels[0]: before, labels[1]: after}, title=title, ylabel=ylabel)
+
+
+def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str):
+    """Grouped bars: one group per category, one bar per series. Introduced in 03_lora_qlora.ipynb."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    categories = list(next(iter(series.values())))
+    x = np.arange(len(categories))
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(categories) + 2), 3.5))
+    for i, (name, values) in enumerate(series.items()):
+        bars = ax.bar(x + i * width - 0.4 + width / 2, [values.get(c, 0.0) for c in categories], width, label=name)
+        ax.bar_label(bars, fmt="%.2g", fontsize=8)
+    ax.set_xticks(x, categories)
+    ax.set(title=title, ylabel=ylabel)
+    ax.legend()
+    fig.tight_layout()
+    plt.show()
+    return fig

@@ -1,0 +1,82 @@
+"""The profile table: one place that maps ``tiny`` (CPU, offline) and ``t4`` (Colab/Kaggle) to models and budgets.
+
+Hub ids live here and in the notebooks' parameters cells, nowhere else. ``tiny:NAME`` ids are the course's
+own models (``helpers.tiny``); every other id is loaded from the Hub by the same ``from_pretrained`` code.
+
+Introduced in 00_welcome.ipynb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    base_model: str  # the model SFT and LoRA start from
+    qlora_model: str  # the model QLoRA loads in 4 bits
+    pretrain_size: str  # helpers.tiny.SIZES entry pretrained from scratch in lesson 01
+    pretrain_steps: int
+    seq_len: int  # tokens per pretraining row / max SFT length
+    batch_size: int
+    sft_steps: int
+    sft_lr: float
+    lora_steps: int
+    lora_lr: float
+    lora_r: int
+    eval_rows: int  # held-out rows scored before/after training
+    minutes_hint: str  # shown in notebooks' time line
+
+    def with_overrides(self, **overrides) -> Profile:
+        """A copy with the non-None overrides applied (the notebooks' parameters)."""
+        unknown = set(overrides) - set(asdict(self))
+        if unknown:
+            raise ValueError(f"unknown profile field(s) {sorted(unknown)}; fields are {sorted(asdict(self))}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+PROFILES = {
+    "tiny": Profile(
+        name="tiny",
+        description="CPU, offline: the course's own 0.9M-parameter LLaMA and shipped data",
+        base_model="tiny:base",
+        qlora_model="tiny:base",
+        pretrain_size="base",
+        pretrain_steps=300,
+        seq_len=128,
+        batch_size=16,
+        sft_steps=1000,
+        sft_lr=3e-3,
+        lora_steps=1000,
+        lora_lr=1e-2,
+        lora_r=16,
+        eval_rows=250,
+        minutes_hint="CPU (2 cores)",
+    ),
+    "t4": Profile(
+        name="t4",
+        description="Colab/Kaggle T4 (15 GB): real Hub models",
+        base_model="Qwen/Qwen2.5-0.5B",
+        qlora_model="Qwen/Qwen2.5-1.5B",
+        pretrain_size="small",
+        pretrain_steps=1500,
+        seq_len=256,
+        batch_size=8,
+        sft_steps=300,
+        sft_lr=2e-5,
+        lora_steps=300,
+        lora_lr=2e-4,
+        lora_r=16,
+        eval_rows=250,
+        minutes_hint="T4 GPU",
+    ),
+}
+
+
+def get_profile(name: str, **overrides) -> Profile:
+    """The resolved profile with a notebook's non-None overrides. Introduced in 00_welcome.ipynb."""
+    from helpers.environment import resolve_profile
+
+    return PROFILES[resolve_profile(name)].with_overrides(**overrides)

@@ -1,0 +1,242 @@
+"""Tiny models the course builds itself: a byte-level BPE tokenizer and LLaMA-architecture models.
+
+Everything is deterministic and cached on disk under ``cache_dir()`` keyed by a hash of
+(config, data, seed, steps), so a test session or a learner builds each model once.
+``model_path("base")`` returns a folder that ``AutoModelForCausalLM.from_pretrained`` loads: the same
+code path that loads a Hub id in the ``t4`` profile.
+
+Introduced in 01_tokenizer_and_pretraining.ipynb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from helpers.data import DATA_DIR, load_corpus
+from helpers.paths import cache_dir
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+
+# ChatML with {% generation %} markers so TRL can compute the loss on assistant turns only.
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{%- if message['role'] == 'assistant' %}"
+    "{{- '<|im_start|>assistant\\n' }}{% generation %}{{- message['content'] + '<|im_end|>' }}{% endgeneration %}{{- '\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+@dataclass(frozen=True)
+class TinySize:
+    """A named LLaMA size. Fields map one-to-one onto ``LlamaConfig``."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    max_position_embeddings: int = 256
+
+
+SIZES = {
+    "base": TinySize(128, 384, 4, 4, 2),  # the course's default model and teacher (~0.9M parameters)
+    "draft": TinySize(64, 192, 2, 2, 1),  # a smaller student / draft model sharing the tokenizer
+    "small": TinySize(512, 1536, 8, 8, 4, 512),  # for the t4 profile's pretraining lesson (~28M)
+}
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """How a cached tiny model is pretrained. Part of the cache key."""
+
+    steps: int = 300
+    batch_size: int = 16
+    seq_len: int = 128
+    lr: float = 3e-3
+    warmup: int = 20
+    seed: int = 0
+
+
+DEFAULT_RECIPES = {"base": PretrainRecipe(), "draft": PretrainRecipe(steps=200), "small": PretrainRecipe(steps=2000)}
+VOCAB_SIZE = 1024
+
+
+def _digest(*parts: object) -> str:
+    """Cache key: the parts plus the source of the build functions, so a code change rebuilds."""
+    h = hashlib.sha256()
+    for fn in (train_tokenizer, llama_config, pack_corpus, lr_at, pretrain):
+        h.update(inspect.getsource(fn).encode())
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:12]
+
+
+def _corpus_digest(data_dir: Path) -> str:
+    return hashlib.sha256((Path(data_dir) / "corpus" / "train.txt").read_bytes()).hexdigest()[:12]
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):
+    """Train a byte-level BPE on ``texts`` and wrap it as a transformers fast tokenizer with the chat template.
+
+    Introduced in 01_tokenizer_and_pretraining.ipynb.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    # A word after a newline gets the same token as after a space ("Ġpebble"), so an answer can copy
+    # words from the question token by token (decoding shows that space; replies are stripped).
+    bpe.normalizer = normalizers.Replace("\n", "\n ")
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|pad|>",
+        unk_token=None,
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=512,
+    )
+
+
+def tokenizer_path(data_dir: Path = DATA_DIR, vocab_size: int = VOCAB_SIZE) -> Path:
+    """Build (once) and return the folder of the course tokenizer. Introduced in 01_tokenizer_and_pretraining.ipynb."""
+    folder = cache_dir() / f"tokenizer-{_digest(vocab_size, SPECIAL_TOKENS, CHAT_TEMPLATE, _corpus_digest(data_dir))}"
+    if not (folder / "tokenizer.json").exists():
+        tok = train_tokenizer(load_corpus("train", data_dir), vocab_size)
+        _atomic_save(folder, tok.save_pretrained)
+    return folder
+
+
+def llama_config(size: str | TinySize, tokenizer):
+    """A ``LlamaConfig`` for a named size and tokenizer. Introduced in 01_tokenizer_and_pretraining.ipynb."""
+    from transformers import LlamaConfig
+
+    spec = SIZES[size] if isinstance(size, str) else size
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **asdict(spec),
+    )
+
+
+def pack_corpus(texts: list[str], tokenizer, seq_len: int) -> torch.Tensor:
+    """Tokenize documents, join them with ``<|endoftext|>`` and cut into rows of ``seq_len`` tokens.
+
+    Introduced in 01_tokenizer_and_pretraining.ipynb.
+    """
+    sep = tokenizer.bos_token_id
+    ids: list[int] = []
+    for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        ids.extend(enc + [sep])
+    n = len(ids) // seq_len
+    return torch.tensor(ids[: n * seq_len]).view(n, seq_len)
+
+
+def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
+    """Linear warmup then cosine decay to 10 %. Introduced in 01_tokenizer_and_pretraining.ipynb."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def pretrain(model, rows: torch.Tensor, recipe: PretrainRecipe, progress: bool = True) -> list[float]:
+    """Causal-LM pretraining with AdamW on packed rows; returns the loss per step.
+
+    The same loop is written out step by step in 01_tokenizer_and_pretraining.ipynb; this copy builds the
+    cached models the later lessons start from.
+    """
+    from tqdm.auto import tqdm
+
+    gen = torch.Generator().manual_seed(recipe.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.1, betas=(0.9, 0.95))
+    model.train()
+    losses = []
+    for step in tqdm(range(recipe.steps), desc="pretrain", disable=not progress, mininterval=2):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, recipe.steps, recipe.lr, recipe.warmup)
+        batch = rows[torch.randint(len(rows), (recipe.batch_size,), generator=gen)]
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+def _atomic_save(folder: Path, save) -> None:
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def model_path(name: str = "base", recipe: PretrainRecipe | None = None, data_dir: Path = DATA_DIR,
+               progress: bool = True) -> Path:
+    """Return the folder of the pretrained tiny model ``name``, building it on first use.
+
+    The folder holds the model and its tokenizer (``save_pretrained``) and ``build.json`` with the
+    recipe, losses and build time. Introduced in 01_tokenizer_and_pretraining.ipynb.
+    """
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    recipe = recipe or DEFAULT_RECIPES[name]
+    tok_dir = tokenizer_path(data_dir)
+    key = _digest(asdict(SIZES[name]), asdict(recipe), tok_dir.name, _corpus_digest(data_dir))
+    folder = cache_dir() / f"tiny-{name}-{key}"
+    if (folder / "build.json").exists():
+        return folder
+    start = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    torch.manual_seed(recipe.seed)
+    model = LlamaForCausalLM(llama_config(name, tok))
+    rows = pack_corpus(load_corpus("train", data_dir), tok, recipe.seq_len)
+    losses = pretrain(model, rows, recipe, progress=progress)
+    info = {"name": name, "size": asdict(SIZES[name]), "recipe": asdict(recipe), "losses": losses,
+            "parameters": model.num_parameters(), "build_seconds": round(time.perf_counter() - start, 1)}
+
+    def save(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "build.json").write_text(json.dumps(info, indent=1))
+
+    _atomic_save(folder, save)
+    return folder
+
+
+def resolve_model(model_id: str) -> str:
+    """Map ``tiny:NAME`` to the folder of the course's tiny model; any other id (Hub or path) passes through.
+
+    Introduced in 02_sft.ipynb.
+    """
+    if model_id.startswith("tiny:"):
+        return str(model_path(model_id.split(":", 1)[1]))
+    return model_id
