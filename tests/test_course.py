@@ -1,0 +1,71 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from course import report, runner, syllabus
+from helpers.paths import REPO_ROOT
+
+
+def test_syllabus_is_consistent():
+    syl = syllabus.load()
+    assert {"fast-track", "balanced", "complete", "inference", "alignment"} <= set(syl.paths)
+    assert sorted(syl.paths["complete"]) == sorted(syl.lessons)
+    for lesson in syl.lessons.values():
+        assert lesson.path.exists() == (lesson.status == "ready"), f"{lesson.stem}: status and file disagree"
+    on_disk = {p.stem for p in (REPO_ROOT / "notebooks").glob("*.ipynb")}
+    assert on_disk == {lesson.stem for lesson in syl.lessons.values() if lesson.status == "ready"}
+
+
+def test_syllabus_errors_are_clear(tmp_path):
+    bad = tmp_path / "s.toml"
+    text = syllabus.SYLLABUS_FILE.read_text()
+    bad.write_text(text.replace('fast-track = ["00"', 'fast-track = ["99", "00"'))
+    with pytest.raises(ValueError, match=r"path 'fast-track' names unknown lesson\(s\) \['99'\]"):
+        syllabus.load(bad)
+    bad.write_text(text.replace('status = "planned"', 'status = "someday"', 1))
+    with pytest.raises(ValueError, match="status 'someday'"):
+        syllabus.load(bad)
+
+
+def test_cli_list_and_check_env():
+    out = subprocess.run([sys.executable, "-m", "course", "list"], capture_output=True, text=True, check=True).stdout
+    assert "fast-track" in out and "02 Supervised fine-tuning" in out
+    env = subprocess.run([sys.executable, "-m", "course", "check-env"], capture_output=True, text=True, check=True).stdout
+    assert "device: cpu" in env and "t4 profile" in env
+
+
+def test_parse_params():
+    assert runner.parse_params(["STEPS=5", "MODEL_ID=org/m", "LR=1e-3"]) == {"STEPS": 5, "MODEL_ID": "org/m", "LR": 0.001}
+    with pytest.raises(SystemExit):
+        runner.parse_params(["STEPS"])
+
+
+def test_report_lists_metrics_and_the_failing_cell(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "source": ["x = 1"], "outputs": []},
+                    {"cell_type": "code", "source": ["1 / 0"],
+                     "outputs": [{"output_type": "error", "ename": "ZeroDivisionError", "evalue": "division by zero"}]}]}
+    (tmp_path / "02_sft.ipynb").write_text(json.dumps(nb))
+    run = {"path": "p", "profile": "tiny", "started": "now", "seconds": 90.0, "lessons": [
+        {"number": "01", "stem": "01_a", "title": "A", "status": "ok", "seconds": 3.0, "error": None,
+         "metrics": {"val_ppl_after": 6.5}},
+        {"number": "02", "stem": "02_sft", "title": "S", "status": "failed", "seconds": 1.0,
+         "error": "PapermillExecutionError: ZeroDivisionError", "metrics": {}},
+        {"number": "07", "stem": "07_dpo", "title": "D", "status": "planned", "seconds": 0.0, "error": None}]}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    text = report.write_report(tmp_path).read_text()
+    assert "| 01_a | ok | 3 s | val_ppl_after: 6.5 |" in text
+    assert "| 07_dpo | planned | - | - |" in text
+    assert "Failing cell #1 (ZeroDivisionError: division by zero)" in text and "1 / 0" in text
+    assert "total 1.5 min" in text
+    with pytest.raises(SystemExit):
+        report.build_report(tmp_path / "missing")
+
+
+def test_unknown_path_and_only(tmp_path):
+    syl = syllabus.load()
+    with pytest.raises(SystemExit, match="unknown path"):
+        runner.run_path(syl, "nope", "tiny", out_root=tmp_path)
+    with pytest.raises(SystemExit, match="not in path"):
+        runner.run_path(syl, "inference", "tiny", only=["02"], out_root=tmp_path)

@@ -1,0 +1,82 @@
+import json
+
+import pytest
+
+from helpers import data
+
+
+def test_shipped_files_equal_a_fresh_build(tmp_path):
+    assert data.main(["build", "--check"]) == 0, "data/ is stale: run `python -m helpers.data build`"
+    assert data.main(["build", "--out", str(tmp_path)]) == 0
+    assert data.build_all() == data.build_all(), "the generator is not deterministic"
+
+
+def test_every_shipped_split_loads():
+    for kind in data.SCHEMAS:
+        for split in ("train", "validation", "test"):
+            rows = data.load_split(kind, split)
+            assert {r["task"] for r in rows} == set(data.TASK_NAMES)
+
+
+def test_test_split_is_held_out():
+    train = data.load_split("sft", "train")
+    test = data.load_split("sft", "test")
+    train_prompts = {r["messages"][0]["content"] for r in train}
+    assert not [r for r in test if r["messages"][0]["content"] in train_prompts]
+
+    test_pairs = {tuple(c for c in r["messages"][0]["content"] if c.isdigit()) for r in test if r["task"] == "add"}
+    train_pairs = {tuple(c for c in r["messages"][0]["content"] if c.isdigit()) for r in train if r["task"] == "add"}
+    assert test_pairs and not test_pairs & train_pairs
+
+
+def test_answers_are_correct():
+    for row in data.load_split("rl", "test") + data.load_split("rl", "train"):
+        prompt = row["prompt"][0]["content"]
+        if row["task"] == "add":
+            a, b = [int(c) for c in prompt if c.isdigit()]
+            assert row["answer"] == str(a + b)
+        elif row["task"] == "letter":
+            word = [w for w in prompt.rstrip("?.").split() if w in data.LETTER_WORDS][0]
+            assert row["answer"] == word[0]
+    for row in data.load_split("preference", "train"):
+        assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
+
+
+def _write(tmp_path, lines):
+    path = tmp_path / "sft" / "bad.jsonl"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+GOOD = json.dumps({"task": "add", "messages": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}]})
+
+
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"task": "add"}), "missing field(s) ['messages']"),
+        (json.dumps({"task": "add", "messages": [], "extra": 1}), "unexpected field(s) ['extra']"),
+        (json.dumps({"task": 3, "messages": []}), "field 'task' must be str"),
+        (json.dumps({"task": "a", "messages": [{"role": "bot", "content": "x"}]}), "'messages'[0].role is 'bot'"),
+        (json.dumps({"task": "a", "messages": [{"role": "user"}]}), "exactly 'role' and 'content'"),
+        ("[1, 2]", "expected a JSON object"),
+        ("", "empty line"),
+    ],
+)
+def test_bad_files_name_file_line_and_field(tmp_path, bad_line, message):
+    path = _write(tmp_path, [GOOD, bad_line])
+    with pytest.raises(data.DataError) as err:
+        data.load_jsonl(path)
+    assert f"{path}:2:" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_unknown_kind_and_empty_file(tmp_path):
+    path = _write(tmp_path, [GOOD])
+    with pytest.raises(data.DataError, match="unknown dataset kind"):
+        data.load_jsonl(path, kind="nope")
+    path.write_text("")
+    with pytest.raises(data.DataError, match="no rows"):
+        data.load_jsonl(path)

@@ -1,0 +1,80 @@
+import json
+import math
+
+import pytest
+
+from course import syllabus as course_syllabus
+from helpers import environment, exercises, metrics, profiles
+
+
+def test_record_metrics_merges_and_rejects_bad_values(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path))
+    metrics.record_metrics("99_x", a=1, b=0.5)
+    path = metrics.record_metrics("99_x", b=0.25, per_task={"add": 1.0})
+    assert json.loads(path.read_text()) == {"a": 1, "b": 0.25, "per_task": {"add": 1.0}}
+    with pytest.raises(ValueError):
+        metrics.record_metrics("99_x", c=math.nan)
+    with pytest.raises(TypeError):
+        metrics.record_metrics("99_x", c=object())
+
+
+def test_experiment_log_writes_config_seed_versions(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path))
+    log = metrics.ExperimentLog("run1", config={"lr": 0.1}, seed=3)
+    log.log(1, loss=2.0)
+    record = json.loads(log.finish(accuracy=0.5).read_text())
+    assert record["config"] == {"lr": 0.1} and record["seed"] == 3
+    assert record["history"] == [{"step": 1, "loss": 2.0}] and record["final"] == {"accuracy": 0.5}
+    assert record["versions"]["torch"] != "-"
+    assert metrics.report_to(False) == "none"
+
+
+def test_profiles_and_overrides():
+    assert environment.resolve_profile("auto") == "tiny"  # no CUDA on CPU machines
+    with pytest.raises(ValueError, match="unknown PROFILE"):
+        environment.resolve_profile("huge")
+    tiny = profiles.get_profile("tiny", sft_steps=7, base_model=None)
+    assert tiny.sft_steps == 7 and tiny.base_model == "tiny:base"
+    with pytest.raises(ValueError, match="unknown profile field"):
+        profiles.get_profile("tiny", nope=1)
+    assert set(profiles.PROFILES) == {"tiny", "t4"}
+    assert all(not p.base_model.startswith("tiny:") for n, p in profiles.PROFILES.items() if n == "t4")
+
+
+def test_setup_seeds_reproducibly():
+    import torch
+
+    environment.set_seed(5)
+    a = torch.rand(3)
+    environment.set_seed(5)
+    assert torch.equal(a, torch.rand(3))
+    assert environment.pick_device(verbose=False) == "cpu"
+    assert environment.hosted_platform() == "local"
+
+
+def test_exercise_checkers_accept_right_and_reject_wrong_answers():
+    syl = course_syllabus.load()
+    ready = sum(syl.lessons[n].status == "ready" for n in syl.paths["fast-track"])
+    assert exercises.check("00.fast_track_ready", ready, syllabus=syl) is True
+    assert exercises.check("00.fast_track_ready", ready + 1, syllabus=syl) is False
+    assert exercises.check("00.fast_track_ready", None, syllabus=syl) is None
+    assert exercises.check("01.ppl_from_loss", math.exp(1.5), loss=1.5) is True
+    assert exercises.check("01.ppl_from_loss", 1.5, loss=1.5) is False
+    assert exercises.check("02.masked_fraction", 0.75, labels=[-100, -100, -100, 4]) is True
+    assert exercises.check("03.lora_params", 16 * (128 + 384), d_in=128, d_out=384, r=16) is True
+    assert exercises.check("03.lora_params", 16 * 128 * 384, d_in=128, d_out=384, r=16) is False
+    assert exercises.check("03.nf4_bytes", 562_500, n_weights=1_000_000) is True
+    assert exercises.check("03.nf4_bytes", 4_000_000, n_weights=1_000_000) is False
+    with pytest.raises(KeyError):
+        exercises.check("nope", 1)
+
+
+def test_attention_params_exercise_matches_the_model():
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from helpers import tiny
+
+    config = tiny.llama_config("base", AutoTokenizer.from_pretrained(tiny.tokenizer_path()))
+    model = LlamaForCausalLM(config)
+    counted = sum(p.numel() for n, p in model.named_parameters() if any(k in n for k in ("q_proj", "k_proj", "v_proj", "o_proj")))
+    assert exercises.check("01.attention_params", counted, config=config) is True

@@ -1,0 +1,75 @@
+"""Execute every ready notebook headless (tiny profile, via the course runner) and assert what each lesson measured."""
+
+import json
+
+import pytest
+
+from course import report, runner, syllabus
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory):
+    syl = syllabus.load()
+    run_dir = runner.run_path(syl, "complete", "tiny", out_root=tmp_path_factory.mktemp("runs"))
+    report.write_report(run_dir)
+    summary = json.loads((run_dir / "run.json").read_text())
+    return {r["number"]: r for r in summary["lessons"]}, run_dir
+
+
+def lesson(run, number):
+    records, run_dir = run
+    record = records[number]
+    assert record["status"] == "ok", f"{record['stem']} failed: {record['error']}\n{(run_dir / 'report.md').read_text()}"
+    return record["metrics"]
+
+
+def test_every_ready_lesson_ran_and_planned_were_skipped(run):
+    records, run_dir = run
+    syl = syllabus.load()
+    for number, record in records.items():
+        expected = "ok" if syl.lessons[number].status == "ready" else "planned"
+        assert record["status"] == expected, record
+    assert (run_dir / "report.md").exists()
+
+
+def test_00_welcome(run):
+    m = lesson(run, "00")
+    syl = syllabus.load()
+    assert m["ready_lessons"] == sum(x.status == "ready" for x in syl.lessons.values())
+    assert m["test_train_prompt_overlap"] == 0 and m["test_train_add_pair_overlap"] == 0
+    assert m["bad_file_error_names_line"] is True and m["env_ok"] is True
+
+
+def test_01_pretraining(run):
+    m = lesson(run, "01")
+    assert m["tokenizer_roundtrip"] is True and m["bytes_per_token"] > 2.5
+    assert m["rmsnorm_max_diff"] < 1e-5
+    assert m["val_ppl_before"] > 0.5 * m["vocab_size"], "an untrained model is near uniform"
+    assert m["val_ppl_after"] <= 0.5 * m["val_ppl_before"], "validation perplexity must at least halve"
+    assert m["val_ppl_after"] < 0.05 * m["vocab_size"], "a trained model beats uniform by far"
+    assert m["resume_max_loss_diff"] == 0.0, "resuming from the checkpoint must reproduce the losses"
+
+
+def test_02_sft(run):
+    m = lesson(run, "02")
+    assert m["accuracy_after"] - m["accuracy_before"] >= 0.30, m
+    assert m["train_loss_last"] < m["train_loss_first"] / 2
+    assert max(m["per_task_after"].values()) >= 0.5
+
+
+def test_03_lora_qlora(run):
+    m = lesson(run, "03")
+    assert m["full_accuracy"] - m["accuracy_before"] >= 0.30, m
+    assert m["lora_trainable_share"] < 0.25
+    assert m["footprint_ratio"] >= 4.0, "the 4-bit model must be at least 4x smaller than fp32"
+    assert m["quantized_layers_ratio"] >= 6.0
+    assert m["merged_max_logit_diff"] < 1e-4
+    assert m["merged_reloaded_accuracy"] == m["lora_accuracy"]
+
+
+def test_exercises_show_not_tried_without_failing(run):
+    _, run_dir = run
+    nb = json.loads((run_dir / "02_sft.ipynb").read_text())
+    outputs = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
+                      for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
+    assert "02.masked_fraction: not tried yet" in outputs

@@ -1,0 +1,79 @@
+import json
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from helpers import data, evaluation, tiny
+
+
+def test_tokenizer_roundtrip_specials_and_chat_template():
+    tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
+    for doc in data.load_corpus("validation")[:50]:
+        assert tok.decode(tok(doc, add_special_tokens=False)["input_ids"]) == doc
+    for special in tiny.SPECIAL_TOKENS:
+        assert len(tok(special, add_special_tokens=False)["input_ids"]) == 1
+    messages = [{"role": "user", "content": "Spell it."}, {"role": "assistant", "content": "lemon"}]
+    enc = tok.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
+    trained = [t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
+    assert tok.decode(trained).strip() == "lemon<|im_end|>"
+    # a word after a newline is the same token as after a space (answers reuse question tokens)
+    assert tok.tokenize("x\nlemon")[-1] == tok.tokenize("x lemon")[-1]
+
+
+def test_base_model_loads_and_is_small_and_trained():
+    folder = tiny.model_path("base")
+    info = json.loads((folder / "build.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert model.config.model_type == "llama"
+    assert model.num_parameters() == info["parameters"] < 2_000_000
+    assert info["losses"][-1] < info["losses"][0] / 2
+    assert tiny.resolve_model("tiny:base") == str(folder)
+    assert tiny.resolve_model("org/model") == "org/model"
+
+
+def test_build_is_deterministic_and_cached(tmp_path, monkeypatch):
+    recipe = tiny.PretrainRecipe(steps=5, batch_size=4, seq_len=32)
+    weights = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("COURSE_CACHE", str(tmp_path / name))
+        folder = tiny.model_path("draft", recipe=recipe, progress=False)
+        weights.append(AutoModelForCausalLM.from_pretrained(folder).state_dict())
+        assert tiny.model_path("draft", recipe=recipe) == folder  # second call hits the cache
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_draft_is_smaller_and_shares_the_tokenizer():
+    tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
+    base, draft = (tiny.llama_config(n, tok) for n in ("base", "draft"))
+    assert draft.vocab_size == base.vocab_size
+    assert draft.hidden_size < base.hidden_size and draft.num_hidden_layers < base.num_hidden_layers
+
+
+def test_perplexity_of_uniform_model_is_vocab_size():
+    class Uniform(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, input_ids, labels):
+            logits = torch.zeros(*input_ids.shape, 50) + self.p
+            loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 50), labels[:, 1:].reshape(-1))
+            return type("Out", (), {"loss": loss})
+
+    rows = torch.randint(0, 50, (6, 10))
+    assert abs(evaluation.perplexity(Uniform(), rows, batch_size=4) - 50) < 1e-3
+
+
+def test_generation_batched_equals_unbatched_and_accuracy_counts():
+    folder = tiny.model_path("base")
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    rows = data.load_split("sft", "test")[:6]
+    prompts, refs = evaluation.split_messages(rows)
+    assert evaluation.generate(model, tok, prompts, 6, batch_size=1) == evaluation.generate(model, tok, prompts, 6, batch_size=6)
+    result = evaluation.task_accuracy(model, tok, rows, max_new_tokens=6)
+    hits = sum(evaluation.exact_match(r, ref) for r, ref in zip(result["replies"], refs))
+    assert result["accuracy"] == hits / len(rows)
+    assert evaluation.exact_match(" Lemon. ", "lemon") and not evaluation.exact_match("lemons", "lemon")
+    assert evaluation.contains_answer("it is 12", "12")
