@@ -98,7 +98,7 @@ def build_tasks(seed: int = SEED) -> dict[str, list[Task]]:
                 rows.append(Task(kind, template.format(c=country), capital, other))
             else:
                 word = rng.choice(LETTER_WORDS)
-                rows.append(Task(kind, template.format(w=word), word[0], word[-1]))
+                rows.append(Task(kind, template.format(w=word), word[0], chr((ord(word[0]) - 96) % 26 + 97)))
         splits[split] = rows
     return splits
 
