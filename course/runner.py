@@ -7,8 +7,14 @@ import os
 import time
 from pathlib import Path
 
+from traitlets.config import Config
+
 from course.syllabus import Syllabus
 from helpers.paths import REPO_ROOT
+
+# The kernel talks to the runner over Unix sockets beside its connection file: no TCP port is opened, and
+# ipykernel does not warn about unencrypted TCP on every notebook.
+KERNEL_CONFIG = Config({"KernelManager": {"transport": "ipc"}})
 
 
 def parse_params(items: list[str]) -> dict:
@@ -61,7 +67,7 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
             papermill.execute_notebook(
                 str(lesson.path), str(run_dir / f"{lesson.stem}.ipynb"),
                 parameters={"PROFILE": profile, **(params or {})},
-                kernel_name="python3", cwd=str(run_dir), progress_bar=False,
+                kernel_name="python3", cwd=str(run_dir), progress_bar=False, config=KERNEL_CONFIG,
             )
             record["status"] = "ok"
         except Exception as err:  # papermill raises PapermillExecutionError with the failing cell

@@ -164,6 +164,41 @@ def build_corpus(seed: int = SEED) -> dict[str, str]:
     }
 
 
+def build_chats(seed: int = SEED, n: int = 1500) -> list[list[dict]]:
+    """Generic ChatML dialogues mixed into the tiny models' pretraining, none of them one of the three tasks.
+
+    Real base models (Qwen2.5, SmolLM2) saw chat-formatted text in pretraining, so their ``<|im_start|>`` and
+    ``<|im_end|>`` embeddings are trained. Without these dialogues the tiny base model would never have seen
+    them, and a LoRA adapter, which freezes the (tied) embeddings, could not learn to end a reply.
+    Introduced in 03_lora_qlora.ipynb.
+    """
+    rng = random.Random(seed + 2)
+
+    def about_story() -> tuple[str, str]:
+        name, friend = rng.sample(NAMES, 2)
+        noun = rng.choice(TASK_WORDS)
+        verb, place = rng.choice(VERBS), rng.choice(PLACES)
+        story = f"{name} {verb} a {noun} at the {place}. {friend} walked to the {rng.choice(PLACES)}."
+        if rng.random() < 0.5:
+            return f"{story} Who {verb} the {noun}?", f"{name} {verb} the {noun}."
+        return f"{story} Where was the {noun}?", f"The {noun} was at the {place}."
+
+    def repeat() -> tuple[str, str]:
+        words = rng.sample(TASK_WORDS, rng.randint(2, 5))
+        return f"Say these words again: {' '.join(words)}.", " ".join(words)
+
+    def greet() -> tuple[str, str]:
+        name = rng.choice(NAMES)
+        return f"Hello, I am {name}.", f"Hello {name}! Tell me a word and I will say it back."
+
+    makers = [about_story, about_story, repeat, repeat, greet]
+    chats = []
+    for _ in range(n):
+        prompt, reply = rng.choice(makers)()
+        chats.append([{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}])
+    return chats
+
+
 def _messages(task: Task) -> list[dict]:
     return [{"role": "user", "content": task.prompt}, {"role": "assistant", "content": task.answer}]
 
@@ -180,6 +215,8 @@ def build_all(seed: int = SEED) -> dict[str, str]:
     files: dict[str, str] = {}
     for split, text in build_corpus(seed).items():
         files[f"corpus/{split}.txt"] = text
+    files["corpus/chat.jsonl"] = "".join(
+        json.dumps({"task": "chat", "messages": m}, ensure_ascii=False) + "\n" for m in build_chats(seed))
     for split, tasks in build_tasks(seed).items():
         rows = {
             "sft": [{"task": t.task, "messages": _messages(t)} for t in tasks],
@@ -262,6 +299,14 @@ def load_corpus(split: str, data_dir: Path = DATA_DIR) -> list[str]:
     """The pretraining corpus as a list of documents. Introduced in 01_tokenizer_and_pretraining.ipynb."""
     path = Path(data_dir) / "corpus" / f"{split}.txt"
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_chats(data_dir: Path = DATA_DIR) -> list[list[dict]]:
+    """The chat dialogues mixed into the tiny models' pretraining (see ``build_chats``).
+
+    Introduced in 03_lora_qlora.ipynb.
+    """
+    return [row["messages"] for row in load_jsonl(Path(data_dir) / "corpus" / "chat.jsonl", "sft")]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.data import DATA_DIR, load_corpus
+from helpers.data import DATA_DIR, load_chats, load_corpus
 from helpers.paths import cache_dir
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
@@ -84,8 +85,8 @@ def _digest(*parts: object) -> str:
     return h.hexdigest()[:12]
 
 
-def _corpus_digest(data_dir: Path) -> str:
-    return hashlib.sha256((Path(data_dir) / "corpus" / "train.txt").read_bytes()).hexdigest()[:12]
+def _corpus_digest(data_dir: Path, name: str = "train.txt") -> str:
+    return hashlib.sha256((Path(data_dir) / "corpus" / name).read_bytes()).hexdigest()[:12]
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):
@@ -93,13 +94,15 @@ def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):
 
     Introduced in 01_tokenizer_and_pretraining.ipynb.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
     # A word after a newline gets the same token as after a space ("Ġpebble"), so an answer can copy
     # words from the question token by token (decoding shows that space; replies are stripped).
-    bpe.normalizer = normalizers.Replace("\n", "\n ")
+    # Only before a word: a prompt ending in "assistant\n" must not end in a lone "Ġ" token, or generation
+    # would start from a token sequence training never showed (training sees "\n", "Ġ17").
+    bpe.normalizer = normalizers.Replace(Regex(r"\n(?=\S)"), "\n ")
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -192,11 +195,20 @@ def pretrain(model, rows: torch.Tensor, recipe: PretrainRecipe, progress: bool =
 
 
 def _atomic_save(folder: Path, save) -> None:
-    tmp = folder.with_name(folder.name + ".tmp")
+    """Write into a private temporary folder, then rename it into place.
+
+    Two processes building the same entry at once (parallel notebooks, pytest-xdist) each write their own
+    temporary folder; the first rename wins and the other copy is discarded, since both are identical.
+    """
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     save(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    try:
+        tmp.rename(folder)
+    except OSError:
+        if not folder.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def model_path(name: str = "base", recipe: PretrainRecipe | None = None, data_dir: Path = DATA_DIR,
@@ -210,7 +222,8 @@ def model_path(name: str = "base", recipe: PretrainRecipe | None = None, data_di
 
     recipe = recipe or DEFAULT_RECIPES[name]
     tok_dir = tokenizer_path(data_dir)
-    key = _digest(asdict(SIZES[name]), asdict(recipe), tok_dir.name, _corpus_digest(data_dir))
+    key = _digest(asdict(SIZES[name]), asdict(recipe), tok_dir.name, _corpus_digest(data_dir),
+                  _corpus_digest(data_dir, "chat.jsonl"))
     folder = cache_dir() / f"tiny-{name}-{key}"
     if (folder / "build.json").exists():
         return folder
@@ -218,7 +231,9 @@ def model_path(name: str = "base", recipe: PretrainRecipe | None = None, data_di
     tok = AutoTokenizer.from_pretrained(tok_dir)
     torch.manual_seed(recipe.seed)
     model = LlamaForCausalLM(llama_config(name, tok))
-    rows = pack_corpus(load_corpus("train", data_dir), tok, recipe.seq_len)
+    # The stories plus generic ChatML dialogues, as in a real base model's pretraining mix (see data.build_chats).
+    chats = [tok.apply_chat_template(m, tokenize=False) for m in load_chats(data_dir)]
+    rows = pack_corpus(load_corpus("train", data_dir) + chats, tok, recipe.seq_len)
     losses = pretrain(model, rows, recipe, progress=progress)
     info = {"name": name, "size": asdict(SIZES[name]), "recipe": asdict(recipe), "losses": losses,
             "parameters": model.num_parameters(), "build_seconds": round(time.perf_counter() - start, 1)}

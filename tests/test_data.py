@@ -29,6 +29,15 @@ def test_test_split_is_held_out():
     assert test_pairs and not test_pairs & train_pairs
 
 
+def test_pretraining_chats_teach_the_format_not_the_tasks():
+    chats = data.load_chats()
+    assert len(chats) >= 1000 and all([m["role"] for m in c] == ["user", "assistant"] for c in chats)
+    for chat in chats:
+        text = " ".join(m["content"] for m in chat).lower()
+        assert not {"capital", "letter", "+", "add"} & set(text.replace(".", " ").split()), chat
+        assert not any(ch.isdigit() for ch in text), chat
+
+
 def test_answers_are_correct():
     for row in data.load_split("rl", "test") + data.load_split("rl", "train"):
         prompt = row["prompt"][0]["content"]

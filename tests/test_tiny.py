@@ -20,6 +20,31 @@ def test_tokenizer_roundtrip_specials_and_chat_template():
     assert tok.tokenize("x\nlemon")[-1] == tok.tokenize("x lemon")[-1]
 
 
+def test_generation_prompt_is_a_token_prefix_of_the_training_text():
+    # Generation starts from exactly the tokens that precede the reply in training (no lone trailing "Ġ").
+    tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
+    for row in data.load_split("sft", "test")[:30]:
+        full = tok.apply_chat_template(row["messages"])["input_ids"]
+        prompt = tok.apply_chat_template(row["messages"][:1], add_generation_prompt=True)["input_ids"]
+        assert full[: len(prompt)] == prompt, row
+        assert tok.decode(full[len(prompt):]).strip() == row["messages"][1]["content"] + "<|im_end|>"
+
+
+def test_base_model_was_pretrained_on_the_chat_tokens():
+    # The frozen (tied) rows of <|im_start|> and <|im_end|> must be trained, or LoRA cannot end a reply.
+    tok = AutoTokenizer.from_pretrained(tiny.model_path("base"))
+    model = AutoModelForCausalLM.from_pretrained(tiny.model_path("base"))
+    chats = data.load_chats()[:16]
+    assert len(data.load_chats()) >= 1000
+    ids = [tok.apply_chat_template(m)["input_ids"] for m in chats]
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    with torch.no_grad():
+        for seq in ids:
+            logits = model(torch.tensor([seq])).logits[0, :-1]
+            at_end = [i for i, t in enumerate(seq[1:]) if t == end]
+            assert logits[at_end].argmax(-1).eq(end).float().mean() >= 0.5
+
+
 def test_base_model_loads_and_is_small_and_trained():
     folder = tiny.model_path("base")
     info = json.loads((folder / "build.json").read_text())
