@@ -301,6 +301,14 @@ def load_corpus(split: str, data_dir: Path = DATA_DIR) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def add_pairs(rows: list[dict]) -> set[tuple[int, int]]:
+    """The (a, b) of every addition row of an ``sft`` split, read from the digits of its prompt.
+
+    Introduced in 00_welcome.ipynb (measuring that the test split is held out).
+    """
+    return {tuple(int(ch) for ch in r["messages"][0]["content"] if ch.isdigit()) for r in rows if r["task"] == "add"}
+
+
 def load_chats(data_dir: Path = DATA_DIR) -> list[list[dict]]:
     """The chat dialogues mixed into the tiny models' pretraining (see ``build_chats``).
 

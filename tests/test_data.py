@@ -24,9 +24,8 @@ def test_test_split_is_held_out():
     train_prompts = {r["messages"][0]["content"] for r in train}
     assert not [r for r in test if r["messages"][0]["content"] in train_prompts]
 
-    test_pairs = {tuple(c for c in r["messages"][0]["content"] if c.isdigit()) for r in test if r["task"] == "add"}
-    train_pairs = {tuple(c for c in r["messages"][0]["content"] if c.isdigit()) for r in train if r["task"] == "add"}
-    assert test_pairs and not test_pairs & train_pairs
+    test_pairs, train_pairs = data.add_pairs(test), data.add_pairs(train)
+    assert 15 <= len(test_pairs) <= 20 and len(train_pairs) >= 60 and not test_pairs & train_pairs
 
 
 def test_pretraining_chats_teach_the_format_not_the_tasks():
