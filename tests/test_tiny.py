@@ -102,3 +102,19 @@ def test_generation_batched_equals_unbatched_and_accuracy_counts():
     assert result["accuracy"] == hits / len(rows)
     assert evaluation.exact_match(" Lemon. ", "lemon") and not evaluation.exact_match("lemons", "lemon")
     assert evaluation.contains_answer("it is 12", "12")
+
+
+def test_cache_write_keeps_the_first_complete_copy(tmp_path):
+    # Two processes building the same entry: the second finds it in place, discards its copy, and does not fail.
+    target = tmp_path / "entry"
+
+    def writer(text):
+        def save(folder):
+            folder.mkdir()
+            (folder / "weights").write_text(text)
+        return save
+
+    tiny._atomic_save(target, writer("first"))
+    tiny._atomic_save(target, writer("second"))
+    assert (target / "weights").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["entry"]
