@@ -210,13 +210,16 @@ SCHEMAS: dict[str, dict[str, type]] = {
 }
 
 
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
 def build_all(seed: int = SEED) -> dict[str, str]:
     """Every shipped file, as relative path → text."""
     files: dict[str, str] = {}
     for split, text in build_corpus(seed).items():
         files[f"corpus/{split}.txt"] = text
-    files["corpus/chat.jsonl"] = "".join(
-        json.dumps({"task": "chat", "messages": m}, ensure_ascii=False) + "\n" for m in build_chats(seed))
+    files["corpus/chat.jsonl"] = _jsonl([{"task": "chat", "messages": m} for m in build_chats(seed)])
     for split, tasks in build_tasks(seed).items():
         rows = {
             "sft": [{"task": t.task, "messages": _messages(t)} for t in tasks],
@@ -232,7 +235,7 @@ def build_all(seed: int = SEED) -> dict[str, str]:
             "rl": [{"task": t.task, "prompt": [{"role": "user", "content": t.prompt}], "answer": t.answer} for t in tasks],
         }
         for kind, items in rows.items():
-            files[f"{kind}/{split}.jsonl"] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items)
+            files[f"{kind}/{split}.jsonl"] = _jsonl(items)
     return files
 
 
