@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PATH_NAME ?= fast-track
 PROFILE   ?= tiny
 
-.PHONY: venv run test lint data strip clean
+.PHONY: venv run test lint data strip clean gpu-check
 .DEFAULT_GOAL := run
 
 # torch first, alone: with torch==2.13.0 already present nothing below can pull another build.
@@ -25,6 +25,9 @@ run: venv  ## execute a learning path headless (PATH_NAME=..., PROFILE=...)
 
 test: venv  ## the whole test suite (what .ci/run calls)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+gpu-check: venv  ## on a CUDA machine: run the lessons as on a T4, regenerate colab/t4-budget.md
+	$(PY) -m course gpu-check
 
 lint: venv
 	$(PY) -m ruff check .

@@ -1,4 +1,4 @@
-"""The course runner: `python -m course list | run | report | check-env`."""
+"""The course runner: `python -m course list | run | report | check-env | gpu-check | sync | set-repo`."""
 
 from __future__ import annotations
 
@@ -21,13 +21,16 @@ def cmd_list(args) -> int:
     print("\npaths:")
     for name, numbers in syl.paths.items():
         ready = sum(syl.lessons[n].status == "ready" for n in numbers)
-        print(f"  {name:<11} {' '.join(numbers)}  ({ready} of {len(numbers)} ready)")
+        extra = syl.optional.get(name)
+        optional = f" + optional {' '.join(extra)}" if extra else ""
+        print(f"  {name:<11} {' '.join(numbers)}{optional}  ({ready} of {len(numbers)} ready)")
     return 0
 
 
 def cmd_run(args) -> int:
     syl = syllabus.load()
-    run_dir = runner.run_path(syl, args.path, args.profile, args.only, args.out, runner.parse_params(args.param))
+    run_dir = runner.run_path(syl, args.path, args.profile, args.only, args.out, runner.parse_params(args.param),
+                              jobs=args.jobs, optional=args.optional)
     report_path = report.write_report(run_dir)
     failed = [r for r in json.loads((run_dir / "run.json").read_text())["lessons"]
               if r["status"] == "failed"]
@@ -70,6 +73,36 @@ def cmd_check_env(args) -> int:
     return 0
 
 
+def cmd_gpu_check(args) -> int:
+    from course import gpucheck
+
+    return gpucheck.main(args.only, native=args.native, out_root=args.out)
+
+
+def cmd_sync(args) -> int:
+    from course import sync
+
+    stale = sync.sync(syllabus.load(), check=args.check)
+    for path in stale:
+        print(f"{'stale' if args.check else 'wrote'} {path.relative_to(sync.REPO_ROOT)}")
+    if args.check and stale:
+        print("run `python -m course sync` and commit the result", file=sys.stderr)
+        return 1
+    if not stale:
+        print("badges, install cells and colab/README.md match course/syllabus.toml")
+    return 0
+
+
+def cmd_set_repo(args) -> int:
+    from course import sync
+
+    sync.set_repo(args.repo)
+    for path in sync.sync(syllabus.load()):
+        print(f"wrote {path.relative_to(sync.REPO_ROOT)}")
+    print(f"the course now points at https://github.com/{args.repo}; commit the changed files")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,11 +114,25 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", type=Path, help="folder for run outputs (default: runs/)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="extra notebook parameter, repeatable (VALUE as JSON when it parses)")
+    run.add_argument("--jobs", type=int, default=1, help="notebooks at once (each kernel gets one torch thread)")
+    run.add_argument("--optional", action="store_true", help="also run the path's optional lessons")
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="Markdown report of a run folder")
     rep.add_argument("run_dir", type=Path)
     rep.set_defaults(func=cmd_report)
     sub.add_parser("check-env", help="versions, device, disk, what the t4 profile needs").set_defaults(
         func=cmd_check_env)
+    gpu = sub.add_parser("gpu-check", help="run ready lessons in the t4 profile as on a T4 (needs CUDA); "
+                                           "writes colab/t4-budget.md")
+    gpu.add_argument("--only", nargs="+", metavar="NN", help="check only these lessons (other rows are kept)")
+    gpu.add_argument("--native", action="store_true", help="use this GPU's own precision; do not update the table")
+    gpu.add_argument("--out", type=Path, help="folder for run outputs (default: runs/)")
+    gpu.set_defaults(func=cmd_gpu_check)
+    syn = sub.add_parser("sync", help="regenerate badges, install cells and colab/README.md from the syllabus")
+    syn.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is stale")
+    syn.set_defaults(func=cmd_sync)
+    rep_set = sub.add_parser("set-repo", help="point badges and the Colab clone at a fork: OWNER/NAME")
+    rep_set.add_argument("repo")
+    rep_set.set_defaults(func=cmd_set_repo)
     args = parser.parse_args(argv)
     return args.func(args)

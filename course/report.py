@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from course.runner import failed_cell
+from course.runner import BUDGET_SECONDS, failed_cell
 
 
 def _fmt(value) -> str:
@@ -23,13 +23,23 @@ def build_report(run_dir: Path) -> str:
     if not run_file.exists():
         raise SystemExit(f"{run_file} not found: pass a folder made by `python -m course run`")
     run = json.loads(run_file.read_text())
+    executed = [rec for rec in run["lessons"] if rec["status"] != "planned"]
+    prepared = run.get("prepare_seconds") or {}
     lines = [f"# Course run: path `{run['path']}`, profile `{run['profile']}`", "",
-             f"Started {run['started']} · total {run['seconds'] / 60:.1f} min", "",
-             "| lesson | status | time | metrics |", "|---|---|---|---|"]
+             f"Started {run['started']} · total {run['seconds'] / 60:.1f} min · {run.get('jobs', 1)} notebook(s) at a "
+             f"time · lessons {sum(r['seconds'] for r in executed):.0f} s summed"
+             + (f" · shared models {sum(prepared.values()):.0f} s" if prepared else ""), "",
+             f"Budget: {BUDGET_SECONDS} s per lesson on the tiny profile; ⚠ marks a lesson over it.", "",
+             "| lesson | status | time | peak RAM | peak GPU | metrics |", "|---|---|---|---|---|---|"]
     for rec in run["lessons"]:
         metrics = "<br>".join(f"{k}: {_fmt(v)}" for k, v in sorted(rec.get("metrics", {}).items())) or "-"
-        time_text = f"{rec['seconds']:.0f} s" if rec["status"] != "planned" else "-"
-        lines.append(f"| {rec['stem']} | {rec['status']} | {time_text} | {metrics} |")
+        time_text = "-"
+        if rec["status"] != "planned":
+            over = run["profile"] == "tiny" and rec["seconds"] > BUDGET_SECONDS
+            time_text = f"{rec['seconds']:.0f} s" + (" ⚠" if over else "")
+        res = rec.get("resources", {})
+        ram, gpu = (f"{res[k]:.1f} GiB" if k in res else "-" for k in ("host_gib", "gpu_gib"))
+        lines.append(f"| {rec['stem']} | {rec['status']} | {time_text} | {ram} | {gpu} | {metrics} |")
     failures = [rec for rec in run["lessons"] if rec["status"] == "failed"]
     if failures:
         lines += ["", "## Failures"]

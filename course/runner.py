@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
 from traitlets.config import Config
 
-from course.syllabus import Syllabus
+from course.syllabus import Lesson, Syllabus
 from helpers.paths import REPO_ROOT
 
-# The kernel talks to the runner over Unix sockets beside its connection file: no TCP port is opened, and
-# ipykernel does not warn about unencrypted TCP on every notebook.
-KERNEL_CONFIG = Config({"KernelManager": {"transport": "ipc"}})
+BUDGET_SECONDS = 90  # DEVELOPERS.md: each lesson <= 90 s on the tiny profile (shown in the report, not asserted)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+# Appended to the runner's copy of each notebook (never to the lesson itself): the kernel's peak memory.
+PROBE_SOURCE = '''# Added by the course runner, not part of the lesson: this kernel's peak memory, for the run report.
+import json as _json, os as _os, resource as _resource, sys as _sys
+_unit = 2**30 if _sys.platform == "darwin" else 2**20  # ru_maxrss: bytes on macOS, KiB on Linux
+_peak = {"host_gib": max(_resource.getrusage(w).ru_maxrss for w in (_resource.RUSAGE_SELF, _resource.RUSAGE_CHILDREN)) / _unit}
+if "torch" in _sys.modules and _sys.modules["torch"].cuda.is_available():
+    _peak["gpu_gib"] = _sys.modules["torch"].cuda.max_memory_reserved() / 2**30
+with open(_os.path.join(_os.environ["COURSE_OUTPUT_DIR"], "{stem}.resources.json"), "w") as _f:
+    _json.dump(_peak, _f)'''
 
 
 def parse_params(items: list[str]) -> dict:
@@ -31,16 +44,72 @@ def parse_params(items: list[str]) -> dict:
     return params
 
 
-def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None = None,
-             out_root: Path | None = None, params: dict | None = None) -> Path:
-    """Run the ready lessons of ``path`` (optionally ``only`` some numbers); returns the run folder.
+def prepare(profile: str) -> dict:
+    """Build the cached models the lessons share, once, before any notebook starts; returns seconds per model.
 
-    Each notebook is executed into ``<run>/<NN_slug>.ipynb``; it writes ``<NN_slug>.metrics.json`` beside
-    it (``COURSE_OUTPUT_DIR``). ``<run>/run.json`` lists status, seconds and error of every lesson.
+    Notebooks running in parallel would otherwise each build the same model at the same time.
+    """
+    if profile != "tiny":
+        return {}
+    from helpers import tiny
+
+    return tiny.build_shared()
+
+
+def with_probe(lesson: Lesson):
+    """The lesson's notebook with the runner's peak-memory cell appended (the file on disk is untouched)."""
+    import nbformat
+
+    nb = nbformat.read(lesson.path, as_version=4)
+    cell = nbformat.v4.new_code_cell(PROBE_SOURCE.replace("{stem}", lesson.stem))
+    cell.metadata["tags"] = ["course-probe"]
+    nb.cells.append(cell)
+    return nb
+
+
+def execute_lesson(lesson: Lesson, run_dir: Path, parameters: dict, threads: int | None = None) -> dict:
+    """Execute one notebook into ``run_dir``; returns its record (status, seconds, error, metrics, resources).
+
+    ``threads``: torch/BLAS threads for the kernel (one per lesson when lessons run in parallel).
     """
     import papermill
 
-    lessons = syllabus.path_lessons(path)
+    os.environ["COURSE_OUTPUT_DIR"] = str(Path(run_dir).resolve())
+    if threads:
+        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    record = {"number": lesson.number, "stem": lesson.stem, "title": lesson.title, "status": "ok",
+              "seconds": 0.0, "error": None}
+    # The kernel talks to the runner over Unix sockets: no TCP port is opened, and ipykernel does not warn about
+    # unencrypted TCP. Each kernel gets its own short socket folder, so kernels running at once never share one.
+    sockets = tempfile.mkdtemp(prefix="course-kernel-")
+    config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "ipc")}})
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            with_probe(lesson), str(run_dir / f"{lesson.stem}.ipynb"), parameters=parameters,
+            kernel_name="python3", cwd=str(run_dir), progress_bar=False, config=config,
+        )
+    except Exception as err:  # papermill raises PapermillExecutionError with the failing cell
+        record["status"] = "failed"
+        record["error"] = f"{type(err).__name__}: {getattr(err, 'ename', '')} {getattr(err, 'evalue', err)}".strip()
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    shutil.rmtree(sockets, ignore_errors=True)
+    for key, suffix in (("metrics", "metrics"), ("resources", "resources")):
+        path = Path(run_dir) / f"{lesson.stem}.{suffix}.json"
+        record[key] = json.loads(path.read_text()) if path.exists() else {}
+    return record
+
+
+def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None = None,
+             out_root: Path | None = None, params: dict | None = None, jobs: int = 1,
+             optional: bool = False) -> Path:
+    """Run the ready lessons of ``path`` (optionally ``only`` some numbers); returns the run folder.
+
+    Each notebook is executed into ``<run>/<NN_slug>.ipynb``; it writes ``<NN_slug>.metrics.json`` beside
+    it (``COURSE_OUTPUT_DIR``). ``<run>/run.json`` lists status, seconds, peak memory and error of every lesson.
+    With ``jobs > 1`` that many notebooks run at once, each kernel with one torch thread.
+    """
+    lessons = syllabus.path_lessons(path, optional)
     if only:
         unknown = [n for n in only if n not in {lesson.number for lesson in lessons}]
         if unknown:
@@ -49,36 +118,40 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = (out_root or REPO_ROOT / "runs") / f"{path}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=False)
-    os.environ["COURSE_OUTPUT_DIR"] = str(run_dir.resolve())
-    records = []
     ready = [lesson for lesson in lessons if lesson.status == "ready"]
-    print(f"path {path} · profile {profile} · {len(ready)} of {len(lessons)} lessons ready · output {run_dir}")
+    print(f"path {path} · profile {profile} · {len(ready)} of {len(lessons)} lessons ready · {jobs} at a time · "
+          f"output {run_dir}", flush=True)
     start_all = time.perf_counter()
-    for i, lesson in enumerate(lessons, start=1):
-        record = {"number": lesson.number, "stem": lesson.stem, "title": lesson.title, "status": "planned",
-                  "seconds": 0.0, "error": None}
+    prepared = prepare(profile) if ready else {}
+    parameters = {"PROFILE": profile, **(params or {})}
+    records = {lesson.number: {"number": lesson.number, "stem": lesson.stem, "title": lesson.title,
+                               "status": "planned", "seconds": 0.0, "error": None}
+               for lesson in lessons if lesson.status != "ready"}
+    for lesson in lessons:
         if lesson.status != "ready":
-            print(f"[{i}/{len(lessons)}] {lesson.stem}: planned, skipped")
-            records.append(record)
-            continue
-        print(f"[{i}/{len(lessons)}] {lesson.stem} ...", flush=True)
-        start = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                str(lesson.path), str(run_dir / f"{lesson.stem}.ipynb"),
-                parameters={"PROFILE": profile, **(params or {})},
-                kernel_name="python3", cwd=str(run_dir), progress_bar=False, config=KERNEL_CONFIG,
-            )
-            record["status"] = "ok"
-        except Exception as err:  # papermill raises PapermillExecutionError with the failing cell
-            record["status"] = "failed"
-            record["error"] = f"{type(err).__name__}: {getattr(err, 'ename', '')} {getattr(err, 'evalue', err)}".strip()
-        record["seconds"] = round(time.perf_counter() - start, 1)
-        metrics_file = run_dir / f"{lesson.stem}.metrics.json"
-        record["metrics"] = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-        print(f"      {record['status']} in {record['seconds']:.0f}s · {_headline(record['metrics'])}", flush=True)
-        records.append(record)
-    summary = {"path": path, "profile": profile, "started": stamp, "lessons": records,
+            print(f"  {lesson.stem}: planned, skipped")
+
+    def report(record: dict) -> None:
+        records[record["number"]] = record
+        peak = record["resources"].get("host_gib")
+        memory = f" · peak RAM {peak:.1f} GiB" if peak else ""
+        print(f"  {record['stem']}: {record['status']} in {record['seconds']:.0f}s{memory} · "
+              f"{_headline(record['metrics'])}", flush=True)
+
+    if jobs <= 1:
+        for lesson in ready:
+            print(f"  {lesson.stem} ...", flush=True)
+            report(execute_lesson(lesson, run_dir, parameters))
+    else:
+        # spawn, not fork: the runner has imported torch (prepare), and forking a process with torch's threads is unsafe
+        # the longest lessons first (the syllabus' CPU estimate), so a long one does not start last
+        longest_first = sorted(ready, key=lambda lesson: -lesson.minutes_cpu)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(execute_lesson, lesson, run_dir, parameters, 1) for lesson in longest_first]
+            for future in as_completed(futures):
+                report(future.result())
+    summary = {"path": path, "profile": profile, "started": stamp, "jobs": jobs, "prepare_seconds": prepared,
+               "lessons": [records[lesson.number] for lesson in lessons],
                "seconds": round(time.perf_counter() - start_all, 1)}
     (run_dir / "run.json").write_text(json.dumps(summary, indent=1) + "\n")
     return run_dir
@@ -100,4 +173,3 @@ def failed_cell(notebook: Path) -> dict | None:
                 source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
                 return {"index": index, "source": source, "ename": output["ename"], "evalue": output["evalue"]}
     return None
-

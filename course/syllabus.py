@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers.paths import NOTEBOOKS_DIR
@@ -21,6 +21,7 @@ class Lesson:
     minutes_t4: int
     minutes_cpu: int
     hardware: str
+    packages: tuple[str, ...] = ()  # installed on Colab/Kaggle beside the course's core packages
 
     @property
     def stem(self) -> str:
@@ -38,11 +39,14 @@ class Syllabus:
     branch: str
     lessons: dict[str, Lesson]
     paths: dict[str, list[str]]
+    optional: dict[str, list[str]] = field(default_factory=dict)  # lessons a path offers but does not require
 
-    def path_lessons(self, name: str) -> list[Lesson]:
+    def path_lessons(self, name: str, optional: bool = False) -> list[Lesson]:
+        """The lessons of path ``name`` in number order; with ``optional``, its optional lessons too."""
         if name not in self.paths:
             raise SystemExit(f"unknown path {name!r}; choose one of {', '.join(self.paths)}")
-        return [self.lessons[n] for n in self.paths[name]]
+        numbers = set(self.paths[name]) | (set(self.optional.get(name, [])) if optional else set())
+        return [self.lessons[n] for n in sorted(numbers)]
 
     def badge_url(self, lesson: Lesson) -> str:
         return f"https://colab.research.google.com/github/{self.repo}/blob/{self.branch}/notebooks/{lesson.stem}.ipynb"
@@ -54,7 +58,7 @@ def load(path: Path = SYLLABUS_FILE) -> Syllabus:
     lessons: dict[str, Lesson] = {}
     for i, entry in enumerate(raw["lessons"]):
         try:
-            lesson = Lesson(**entry)
+            lesson = Lesson(**{**entry, "packages": tuple(entry.get("packages", ()))})
         except TypeError as err:
             raise ValueError(f"{path}: lessons[{i}]: {err}") from None
         if lesson.number in lessons:
@@ -62,10 +66,14 @@ def load(path: Path = SYLLABUS_FILE) -> Syllabus:
         if lesson.status not in STATUSES:
             raise ValueError(f"{path}: lesson {lesson.number} status {lesson.status!r} not in {sorted(STATUSES)}")
         lessons[lesson.number] = lesson
-    paths = raw["paths"]
-    for name, numbers in paths.items():
-        unknown = [n for n in numbers if n not in lessons]
-        if unknown:
-            raise ValueError(f"{path}: path {name!r} names unknown lesson(s) {unknown}")
+    paths, optional = raw["paths"], raw.get("optional", {})
+    for table, entries in (("paths", paths), ("optional", optional)):
+        for name, numbers in entries.items():
+            unknown = [n for n in numbers if n not in lessons]
+            if unknown:
+                raise ValueError(f"{path}: {table}: path {name!r} names unknown lesson(s) {unknown}")
+    orphans = sorted(set(optional) - set(paths))
+    if orphans:
+        raise ValueError(f"{path}: optional: {orphans} are not paths")
     course = raw["course"]
-    return Syllabus(course["title"], course["repo"], course["branch"], lessons, paths)
+    return Syllabus(course["title"], course["repo"], course["branch"], lessons, paths, optional)

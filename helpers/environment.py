@@ -75,6 +75,22 @@ def resolve_profile(profile: str) -> str:
     return profile
 
 
+def cap_gpu_memory(gib: float, verbose: bool = True) -> float:
+    """Limit this process's CUDA allocator to ``gib`` GiB (e.g. a T4's) and return the fraction set.
+
+    ``python -m course gpu-check`` sets ``COURSE_GPU_MEMORY_GIB`` so a larger GPU fails where a T4 would run
+    out of memory. Introduced in 00_welcome.ipynb (for maintainers).
+    """
+    import torch
+
+    total = torch.cuda.get_device_properties(0).total_memory / 2**30
+    fraction = min(1.0, gib / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, 0)
+    if verbose:
+        print(f"GPU memory capped at {gib:g} of {total:.1f} GiB")
+    return fraction
+
+
 def setup(seed: int = 0, profile: str = "auto", verbose: bool = True):
     """The setup cell in one call: seed, device, versions, platform and resolved profile.
 
@@ -87,6 +103,8 @@ def setup(seed: int = 0, profile: str = "auto", verbose: bool = True):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     set_seed(seed)
     device = pick_device(verbose)
+    if device == "cuda" and os.environ.get("COURSE_GPU_MEMORY_GIB"):
+        cap_gpu_memory(float(os.environ["COURSE_GPU_MEMORY_GIB"]), verbose)
     if verbose:
         print(" · ".join(f"{k} {v}" for k, v in versions().items()))
         print(f"platform: {hosted_platform()} · profile: {name} · seed: {seed}")

@@ -247,11 +247,38 @@ def model_path(name: str = "base", recipe: PretrainRecipe | None = None, data_di
     return folder
 
 
-def resolve_model(model_id: str) -> str:
+SHARED = ("base", "sft")  # the cached models lessons start from; the course runner builds them before any notebook
+
+
+def build_shared(names: tuple[str, ...] = SHARED) -> dict[str, float]:
+    """Build (or find in the cache) the shared tiny models; returns the seconds each took here.
+
+    Called once by the course runner before notebooks run, so parallel lessons never build the same model
+    twice at once. Introduced in 00_welcome.ipynb (for maintainers).
+    """
+    seconds = {}
+    for name in ("tokenizer", *names):
+        start = time.perf_counter()
+        tokenizer_path() if name == "tokenizer" else resolve_model(f"tiny:{name}", progress=False)
+        seconds[name] = round(time.perf_counter() - start, 1)
+    return seconds
+
+
+def resolve_model(model_id: str, progress: bool = True) -> str:
     """Map ``tiny:NAME`` to the folder of the course's tiny model; any other id (Hub or path) passes through.
 
-    Introduced in 02_sft.ipynb.
+    ``tiny:sft`` is ``tiny:base`` after lesson 02's fine-tuning recipe (``helpers.recipes.sft_model``).
+
+    When ``$COURSE_STAND_INS`` names a JSON file ``{hub id: folder}`` (written by ``python -m course gpu-check``),
+    those Hub ids resolve to local random-weight models of the same shape. Introduced in 02_sft.ipynb.
     """
+    if model_id == "tiny:sft":
+        from helpers import profiles, recipes
+
+        return str(recipes.sft_model("tiny:base", profiles.PROFILES["tiny"], progress=progress))
     if model_id.startswith("tiny:"):
-        return str(model_path(model_id.split(":", 1)[1]))
+        return str(model_path(model_id.split(":", 1)[1], progress=progress))
+    stand_ins = os.environ.get("COURSE_STAND_INS")
+    if stand_ins:
+        return json.loads(Path(stand_ins).read_text()).get(model_id, model_id)
     return model_id

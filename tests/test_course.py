@@ -12,6 +12,47 @@ def test_syllabus_is_consistent():
     syl = syllabus.load()
     assert {"fast-track", "balanced", "complete", "inference", "alignment"} <= set(syl.paths)
     assert sorted(syl.paths["complete"]) == sorted(syl.lessons)
+    for name, numbers in syl.paths.items():
+        assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), name
+
+
+def test_paths_follow_the_course_overview():
+    # The overview's definitions, by topic (slugs), so renumbering cannot silently change a path.
+    syl = syllabus.load()
+
+    def slugs(name, optional=False):
+        return {lesson.slug for lesson in syl.path_lessons(name, optional)} - {"welcome"}
+
+    assert slugs("fast-track") == {"sft", "lora_qlora", "quantization", "evaluation"}
+    assert slugs("balanced") == {"sft", "lora_qlora", "distillation", "quantization", "decoding_kv_cache", "vllm_serving"}
+    assert slugs("balanced", optional=True) == slugs("balanced") | {"dpo"}
+    assert slugs("inference") == {"sft", "decoding_kv_cache", "quantization", "speculative_decoding", "vllm_serving"}
+    assert slugs("alignment") == {"sft", "reward_model", "dpo", "ppo", "grpo", "evaluation"}
+    assert slugs("complete") == {lesson.slug for lesson in syl.lessons.values()} - {"welcome"}
+    assert not any("dpo" in slugs(name) or "grpo" in slugs(name) for name in ("fast-track", "inference"))
+
+
+def test_badges_install_cells_and_colab_readme_are_in_sync(tmp_path):
+    from course import sync
+
+    syl = syllabus.load()
+    assert sync.sync(syl, check=True) == [], "run `python -m course sync`"
+    # a fork: every generated place follows the one repo setting
+    for sub in ("notebooks", "colab"):
+        (tmp_path / sub).mkdir()
+    for path in (REPO_ROOT / "notebooks").glob("*.ipynb"):
+        (tmp_path / "notebooks" / path.name).write_text(path.read_text())
+    toml = tmp_path / "syllabus.toml"
+    toml.write_text(syllabus.SYLLABUS_FILE.read_text())
+    sync.set_repo("someone/my-course", toml)
+    fork = syllabus.load(toml)
+    changed = sync.sync(fork, root=tmp_path)
+    assert len(changed) == 1 + len(list((REPO_ROOT / "notebooks").glob("*.ipynb")))
+    for path in changed:
+        text = path.read_text()
+        assert "someone/my-course" in text and syl.repo not in text, path
+    with pytest.raises(SystemExit, match="OWNER/NAME"):
+        sync.set_repo("not a repo", toml)
     for lesson in syl.lessons.values():
         assert lesson.path.exists() == (lesson.status == "ready"), f"{lesson.stem}: status and file disagree"
     on_disk = {p.stem for p in (REPO_ROOT / "notebooks").glob("*.ipynb")}
@@ -50,15 +91,18 @@ def test_report_lists_metrics_and_the_failing_cell(tmp_path):
     run = {"path": "p", "profile": "tiny", "started": "now", "seconds": 90.0, "lessons": [
         {"number": "01", "stem": "01_a", "title": "A", "status": "ok", "seconds": 3.0, "error": None,
          "metrics": {"val_ppl_after": 6.5}},
+        {"number": "03", "stem": "03_b", "title": "B", "status": "ok", "seconds": 120.0, "error": None,
+         "metrics": {}, "resources": {"host_gib": 1.25}},
         {"number": "02", "stem": "02_sft", "title": "S", "status": "failed", "seconds": 1.0,
          "error": "PapermillExecutionError: ZeroDivisionError", "metrics": {}},
         {"number": "07", "stem": "07_dpo", "title": "D", "status": "planned", "seconds": 0.0, "error": None}]}
     (tmp_path / "run.json").write_text(json.dumps(run))
     text = report.write_report(tmp_path).read_text()
-    assert "| 01_a | ok | 3 s | val_ppl_after: 6.5 |" in text
-    assert "| 07_dpo | planned | - | - |" in text
+    assert "| 01_a | ok | 3 s | - | - | val_ppl_after: 6.5 |" in text
+    assert "| 07_dpo | planned | - | - | - | - |" in text
     assert "Failing cell #1 (ZeroDivisionError: division by zero)" in text and "1 / 0" in text
-    assert "total 1.5 min" in text
+    assert "total 1.5 min" in text and "lessons 124 s summed" in text
+    assert "| 03_b | ok | 120 s ⚠ | 1.2 GiB | - | - |" in text, "over the 90 s budget, with its peak RAM"
     with pytest.raises(SystemExit):
         report.build_report(tmp_path / "missing")
 
@@ -68,4 +112,4 @@ def test_unknown_path_and_only(tmp_path):
     with pytest.raises(SystemExit, match="unknown path"):
         runner.run_path(syl, "nope", "tiny", out_root=tmp_path)
     with pytest.raises(SystemExit, match="not in path"):
-        runner.run_path(syl, "inference", "tiny", only=["02"], out_root=tmp_path)
+        runner.run_path(syl, "inference", "tiny", only=["03"], out_root=tmp_path)

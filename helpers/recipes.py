@@ -1,0 +1,103 @@
+"""Training recipes whose results later lessons share, built once and cached on disk.
+
+``sft_model(base, profile)`` is lesson 02's supervised fine-tuning (full weights, ``SFTTrainer``, assistant-only
+loss on ``data/sft/train``) applied to any base model, tiny or from the Hub. Lesson 03 compares its adapters
+against it, and the alignment lessons start from it, without re-training SFT in every notebook. ``tiny:sft``
+(``helpers.tiny.resolve_model``) is this recipe on ``tiny:base`` with the tiny profile.
+
+Introduced in 03_lora_qlora.ipynb; the same recipe is written out step by step in 02_sft.ipynb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from helpers.data import DATA_DIR
+from helpers.paths import cache_dir
+from helpers.profiles import Profile
+
+
+def sft_args(output_dir: str, cfg: Profile, steps: int, lr: float, precision, seed: int = 0,
+             report_to: str = "none", **overrides):
+    """The ``SFTConfig`` every course SFT run uses (lesson 02's), for a profile, step count and learning rate.
+
+    Introduced in 03_lora_qlora.ipynb.
+    """
+    from trl import SFTConfig
+
+    return SFTConfig(output_dir=output_dir, max_steps=steps, per_device_train_batch_size=cfg.batch_size,
+                     learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=min(20, steps // 10),
+                     max_length=cfg.seq_len, assistant_only_loss=True, logging_steps=max(1, steps // 40),
+                     save_strategy="no", report_to=report_to, seed=seed, activation_checkpointing=False,
+                     **precision.trainer_args, **overrides)
+
+
+def load_for_sft(model_id: str, **kwargs):
+    """(model, tokenizer) for fine-tuning: the course chat template (with generation markers) and a pad token.
+
+    Introduced in 03_lora_qlora.ipynb.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from helpers import tiny
+
+    path = tiny.resolve_model(model_id)
+    tok = AutoTokenizer.from_pretrained(path)
+    if "{% generation %}" not in (tok.chat_template or ""):
+        tok.chat_template = tiny.CHAT_TEMPLATE
+    tok.pad_token = tok.pad_token or tok.eos_token
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs), tok
+
+
+def _key(*parts) -> str:
+    h = hashlib.sha256()
+    for fn in (sft_args, load_for_sft, sft_model):
+        h.update(inspect.getsource(fn).encode())
+    h.update((DATA_DIR / "sft" / "train.jsonl").read_bytes())
+    h.update(json.dumps(parts, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:12]
+
+
+def sft_model(base_model: str, cfg: Profile, seed: int = 0, progress: bool = True) -> Path:
+    """Folder of ``base_model`` fine-tuned with lesson 02's recipe (``cfg.sft_steps`` at ``cfg.sft_lr``), cached.
+
+    The first call trains (on the GPU when there is one) and saves model, tokenizer and ``build.json``
+    (steps, losses, seconds); later calls return the folder. Introduced in 03_lora_qlora.ipynb.
+    """
+    import torch
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from helpers import data, environment, precision, tiny
+
+    base_path = tiny.resolve_model(base_model)
+    key = _key(base_model, Path(base_path).name, cfg.sft_steps, cfg.sft_lr, cfg.batch_size, cfg.seq_len, seed)
+    folder = cache_dir() / f"sft-{base_model.replace('/', '--').replace(':', '-')}-{key}"
+    if (folder / "build.json").exists():
+        return folder
+    start = time.perf_counter()
+    device = environment.pick_device(verbose=False)
+    prec = precision.choose(device)
+    model, tok = load_for_sft(base_model, dtype=prec.load_dtype)
+    train = Dataset.from_list([{"messages": r["messages"]} for r in data.load_split("sft", "train")])
+    args = sft_args(tempfile.mkdtemp(prefix="course-sft-"), cfg, cfg.sft_steps, cfg.sft_lr, prec, seed,
+                    disable_tqdm=not progress)
+    environment.set_seed(seed)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
+    trainer.train()
+    info = {"base_model": base_model, "steps": cfg.sft_steps, "lr": cfg.sft_lr, "precision": prec.name,
+            "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
+            "train_seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
+
+    def save(tmp: Path) -> None:
+        trainer.model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "build.json").write_text(json.dumps(info, indent=1))
+
+    tiny._atomic_save(folder, save)
+    return folder

@@ -1,0 +1,79 @@
+"""`course gpu-check` runs on a GPU only; what it builds and writes is checked here on CPU."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from course import gpucheck
+from helpers import profiles, standins, tiny
+
+# Parameter counts of the real checkpoints (their model cards / safetensors index): the stand-ins must match.
+OFFICIAL_PARAMETERS = {"Qwen/Qwen2.5-0.5B": 494_032_768, "Qwen/Qwen2.5-1.5B": 1_543_714_304}
+
+
+def test_every_hub_model_of_the_t4_profile_has_a_shape():
+    assert profiles.hub_ids("t4") and set(profiles.hub_ids("t4")) <= set(profiles.HUB_SHAPES)
+    assert profiles.hub_ids("tiny") == []
+
+
+@pytest.mark.parametrize("hub_id", sorted(profiles.HUB_SHAPES))
+def test_stand_in_has_the_shapes_of_the_config(hub_id):
+    tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
+    config = standins.stand_in_config(hub_id, tok)
+    shape = profiles.HUB_SHAPES[hub_id]
+    assert config.model_type == shape["model_type"]
+    assert config.rope_parameters["rope_theta"] == shape["rope_theta"]  # transformers 5 keeps it there
+    assert all(getattr(config, k) == v for k, v in shape.items() if k not in ("model_type", "rope_theta")), hub_id
+    with torch.device("meta"):  # shapes only: no memory
+        model = AutoModelForCausalLM.from_config(config)
+    assert model.num_parameters() == OFFICIAL_PARAMETERS[hub_id]
+    layer = model.model.layers[0]
+    head_dim = shape["hidden_size"] // shape["num_attention_heads"]
+    assert layer.self_attn.k_proj.weight.shape == (shape["num_key_value_heads"] * head_dim, shape["hidden_size"])
+    assert layer.mlp.up_proj.weight.shape == (shape["intermediate_size"], shape["hidden_size"])
+    assert config.eos_token_id == tok.eos_token_id < config.vocab_size
+
+
+def test_build_saves_a_loadable_stand_in_that_resolve_model_finds(tmp_path, monkeypatch):
+    small = {"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 2048, "tie_word_embeddings": True}
+    monkeypatch.setitem(profiles.HUB_SHAPES, "org/Small-1B", small)
+    mapping = standins.build_all(["org/Small-1B"], tmp_path)
+    assert standins.build_all(["org/Small-1B"], tmp_path) == mapping  # cached
+    map_file = tmp_path / "stand-ins.json"
+    map_file.write_text(json.dumps(mapping))
+    monkeypatch.setenv("COURSE_STAND_INS", str(map_file))
+    assert tiny.resolve_model("org/Small-1B") == mapping["org/Small-1B"]
+    assert tiny.resolve_model("org/Other") == "org/Other"
+    model = AutoModelForCausalLM.from_pretrained(mapping["org/Small-1B"])
+    tok = AutoTokenizer.from_pretrained(mapping["org/Small-1B"])
+    assert model.dtype == torch.bfloat16 and model.config.hidden_size == 32
+    ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, return_tensors="pt",
+                                  return_dict=True)
+    assert model(**ids).logits.shape[-1] == 2048
+
+
+def test_budget_table_merges_rows_and_flags_what_does_not_fit(tmp_path):
+    machine = {"gpu": "NVIDIA H100 as T4", "torch": "2.11.0", "date": "2026-11-22"}
+    run = {"lessons": [
+        {"stem": "02_sft", "status": "ok", "seconds": 80.0, "resources": {"gpu_gib": 3.2, "host_gib": 2.5}},
+        {"stem": "03_lora_qlora", "status": "ok", "seconds": 200.0, "resources": {"gpu_gib": 8.0, "host_gib": 9.5}},
+        {"stem": "07_dpo", "status": "planned", "seconds": 0.0},
+        {"stem": "01_x", "status": "failed", "seconds": 5.0, "error": "OutOfMemoryError", "resources": {}}]}
+    rows = gpucheck.rows_from_run(run, machine)
+    assert set(rows) == {"02_sft", "03_lora_qlora", "01_x"}
+    paths = tmp_path / "b.json", tmp_path / "b.md"
+    gpucheck.update_budget({"00_old": {**rows["02_sft"], "seconds": 1.0}}, *paths)
+    text = gpucheck.update_budget(rows, *paths).read_text()
+    assert "| 00_old | ok |" in text, "rows of lessons not run this time are kept"
+    assert "| 02_sft | ok | 3.2 | 2.5 | 80 s | fits | NVIDIA H100 as T4, torch 2.11.0, 2026-11-22 |" in text
+    assert "over: host RAM > 8 GiB" in text and "| 01_x | failed | - | - | 5 s | failed |" in text
+    assert gpucheck.verdict({"status": "ok", "gpu_gib": 15.0, "host_gib": 1.0}) == "over: GPU memory"
+
+
+def test_gpu_check_says_why_it_cannot_run_without_cuda(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpucheck.main() == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().out
