@@ -69,3 +69,25 @@ def test_autocast_is_a_no_op_in_fp32():
         assert layer(torch.ones(1, 3)).dtype == torch.float32
     with precision.Precision("bf16", "cpu").autocast():
         assert layer(torch.ones(1, 3)).dtype == torch.bfloat16
+
+
+def test_trl_casts_qlora_adapters_to_bf16_and_the_helper_undoes_it(tmp_path):
+    # Why trainable_to_fp32 exists (trl 1.16): if TRL stops casting, this test says so and the call can go.
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from trl import SFTTrainer
+
+    from helpers import data, profiles, recipes, tiny
+
+    folder = tiny.model_path("base")
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(folder, quantization_config=quant, device_map="cpu")
+    rows = Dataset.from_list([{"messages": r["messages"]} for r in data.load_split("sft", "train")[:8]])
+    args = recipes.sft_args(str(tmp_path), profiles.PROFILES["tiny"], 1, 1e-3, precision.choose("cpu"))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=AutoTokenizer.from_pretrained(folder),
+                         peft_config=LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+    trainable = [p for p in trainer.model.parameters() if p.requires_grad]
+    assert trainable and {p.dtype for p in trainable} == {torch.bfloat16}
+    assert precision.trainable_to_fp32(trainer.model) == len(trainable)
+    assert {p.dtype for p in trainer.model.parameters() if p.requires_grad} == {torch.float32}
