@@ -94,8 +94,8 @@ def execute_lesson(lesson: Lesson, run_dir: Path, parameters: dict, threads: int
         record["error"] = f"{type(err).__name__}: {getattr(err, 'ename', '')} {getattr(err, 'evalue', err)}".strip()
     record["seconds"] = round(time.perf_counter() - start, 1)
     shutil.rmtree(sockets, ignore_errors=True)
-    for key, suffix in (("metrics", "metrics"), ("resources", "resources")):
-        path = Path(run_dir) / f"{lesson.stem}.{suffix}.json"
+    for key in ("metrics", "resources"):
+        path = Path(run_dir) / f"{lesson.stem}.{key}.json"
         record[key] = json.loads(path.read_text()) if path.exists() else {}
     return record
 
@@ -124,12 +124,12 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
     start_all = time.perf_counter()
     prepared = prepare(profile) if ready else {}
     parameters = {"PROFILE": profile, **(params or {})}
-    records = {lesson.number: {"number": lesson.number, "stem": lesson.stem, "title": lesson.title,
-                               "status": "planned", "seconds": 0.0, "error": None}
-               for lesson in lessons if lesson.status != "ready"}
+    records = {}
     for lesson in lessons:
         if lesson.status != "ready":
             print(f"  {lesson.stem}: planned, skipped")
+            records[lesson.number] = {"number": lesson.number, "stem": lesson.stem, "title": lesson.title,
+                                      "status": "planned", "seconds": 0.0, "error": None}
 
     def report(record: dict) -> None:
         records[record["number"]] = record

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from course.syllabus import SYLLABUS_FILE, Syllabus
+from helpers.notebooks import dumps
 from helpers.paths import REPO_ROOT
 
 INSTALL_MARKER = "# Colab / Kaggle only:"
@@ -29,7 +30,6 @@ if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
     runpy.run_path("llm-course/colab/install.py")["main"](lesson="{number}")
     sys.path.insert(0, "llm-course")'''
 BADGE = re.compile(r"\(https://colab\.research\.google\.com/github/[^)\s]*\)")
-COLAB_README = REPO_ROOT / "colab" / "README.md"
 
 
 def install_cell(syl: Syllabus, number: str) -> str:
@@ -66,7 +66,7 @@ def _sync_notebook(path: Path, syl: Syllabus) -> str:
         elif cell["cell_type"] == "code" and source.startswith(INSTALL_MARKER):
             source = install_cell(syl, number)
         cell["source"] = source.splitlines(keepends=True)
-    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    return dumps(nb)
 
 
 def sync(syl: Syllabus, check: bool = False, root: Path = REPO_ROOT) -> list[Path]:

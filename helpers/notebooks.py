@@ -20,6 +20,11 @@ def _lines(cell: dict) -> list[str]:
     return "".join(src).splitlines() if isinstance(src, list) else src.splitlines()
 
 
+def dumps(nb: dict) -> str:
+    """A notebook as the course commits it: JSON with one-space indents, UTF-8 kept, a final newline."""
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
 def strip(path: Path) -> bool:
     """Clear outputs/execution counts and drop non-essential metadata in place; True if the file changed."""
     text = path.read_text()
@@ -31,7 +36,7 @@ def strip(path: Path) -> bool:
         if cell["cell_type"] == "code":
             cell["outputs"] = []
             cell["execution_count"] = None
-    new = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    new = dumps(nb)
     if new != text:
         path.write_text(new)
     return new != text
