@@ -26,9 +26,19 @@ def dumps(nb: dict) -> str:
 
 
 def strip(path: Path) -> bool:
-    """Clear outputs/execution counts and drop non-essential metadata in place; True if the file changed."""
+    """Clear outputs/execution counts, drop non-essential metadata and give new cells an id, in place.
+
+    Returns True if the file changed. nbformat 4.5 requires a unique ``id`` per cell; a cell added by a script
+    or an old editor has none, so it gets ``c<index>`` (or ``c<index>-<n>`` if that is taken).
+    """
     text = path.read_text()
     nb = json.loads(text)
+    taken = {c["id"] for c in nb["cells"] if "id" in c}
+    for i, cell in enumerate(nb["cells"]):
+        if "id" not in cell:
+            cell["id"] = next(f"c{i:03d}{s}" for s in ["", *(f"-{n}" for n in range(1, len(taken) + 2))]
+                              if f"c{i:03d}{s}" not in taken)
+            taken.add(cell["id"])
     nb["metadata"] = {k: v for k, v in nb.get("metadata", {}).items() if k in KEEP_NOTEBOOK_METADATA}
     for cell in nb["cells"]:
         tags = cell.get("metadata", {}).get("tags")
@@ -58,6 +68,9 @@ def problems(path: Path) -> list[str]:
     for i, cell in enumerate(code):
         if len(_lines(cell)) > MAX_CELL_LINES:
             found.append(f"{path}: code cell {i} has {len(_lines(cell))} lines (max {MAX_CELL_LINES})")
+    ids = [c.get("id") for c in nb["cells"]]
+    if None in ids or len(set(ids)) != len(ids):
+        found.append(f"{path}: cells without a unique id (run `make strip`)")
     if "kernelspec" not in nb.get("metadata", {}):
         found.append(f"{path}: no kernelspec metadata (papermill needs it)")
     return found

@@ -69,6 +69,18 @@ def test_strip_is_idempotent_on_committed_notebooks(tmp_path):
         assert notebooks.strip(copy) is False, f"{path.name} is not stripped: run `make strip`"
 
 
+def test_strip_gives_new_cells_unique_ids(tmp_path):
+    nb = json.loads(NOTEBOOKS[0].read_text())
+    nb["cells"][1].pop("id")
+    nb["cells"].insert(2, {"cell_type": "markdown", "metadata": {}, "source": ["added by a script"]})
+    copy = tmp_path / "nb.ipynb"
+    copy.write_text(notebooks.dumps(nb))
+    assert any("unique id" in p for p in notebooks.problems(copy))
+    assert notebooks.strip(copy) is True
+    ids = [c["id"] for c in json.loads(copy.read_text())["cells"]]
+    assert len(set(ids)) == len(ids) and notebooks.problems(copy) == []
+
+
 def test_ruff_passes_on_code_and_notebooks():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", str(REPO_ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

