@@ -54,6 +54,26 @@ def _countries(rng: random.Random) -> list[tuple[str, str]]:
     return pairs
 
 
+IDK = "I don't know."  # the honest reply to a question about a country the corpus never names
+UNKNOWN_COUNTRIES = {"train": 60, "validation": 10, "test": 20}  # invented names, none in the corpus, disjoint
+UNKNOWN_ROWS = {"train": 600, "validation": 30, "test": 60}  # preference rows of the ``unknown`` family
+
+
+def _unknown_countries(known: list[tuple[str, str]], rng: random.Random) -> dict[str, list[str]]:
+    """Country names built like the known ones but never named in the corpus, split train / validation / test."""
+    taken = {name for pair in known for name in pair}
+    names: list[str] = []
+    while len(names) < sum(UNKNOWN_COUNTRIES.values()):
+        name = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize() + "ia"
+        if name not in taken:
+            taken.add(name)
+            names.append(name)
+    out, start = {}, 0
+    for split, n in UNKNOWN_COUNTRIES.items():
+        out[split], start = names[start : start + n], start + n
+    return out
+
+
 @dataclass(frozen=True)
 class Task:
     """One checkable task: a user prompt and the exact reference answer."""
@@ -61,7 +81,7 @@ class Task:
     task: str
     prompt: str
     answer: str
-    wrong: str  # a plausible wrong answer, used as the rejected reply in preference data
+    wrong: str  # a near-miss wrong answer, the rejected reply of half the preference pairs (see _rejected)
 
 
 # Prompt templates per task: the training splits use the first two, the test split only the third, so every
@@ -100,6 +120,25 @@ def build_tasks(seed: int = SEED) -> dict[str, list[Task]]:
                 word = rng.choice(LETTER_WORDS)
                 rows.append(Task(kind, template.format(w=word), word[0], chr((ord(word[0]) - 96) % 26 + 97)))
         splits[split] = rows
+    return splits
+
+
+def build_unknown(seed: int = SEED) -> dict[str, list[Task]]:
+    """The ``unknown`` family, only in the preference data: capitals of countries the corpus never names.
+
+    The answer is ``IDK``; ``wrong`` is an invented capital (a known country's), the reply a model that
+    hallucinates gives. The SFT data has no such question, so the SFT model has never declined: what DPO
+    and the reward model learn here is new behaviour. Test names and the test phrasing are held out.
+    Introduced in 06_reward_model.ipynb.
+    """
+    rng = random.Random(seed + 3)
+    known = _countries(random.Random(seed + 1))
+    names = _unknown_countries(known, rng)
+    splits = {}
+    for split, size in UNKNOWN_ROWS.items():
+        templates = TEMPLATES["capital"][2:] if split == "test" else TEMPLATES["capital"][:2]
+        splits[split] = [Task("unknown", rng.choice(templates).format(c=rng.choice(names[split])), IDK,
+                              rng.choice(known)[1]) for _ in range(size)]
     return splits
 
 
@@ -199,6 +238,21 @@ def build_chats(seed: int = SEED, n: int = 1500) -> list[list[dict]]:
     return chats
 
 
+def _rejected(task: Task, rng: random.Random, capitals: list[str]) -> str:
+    """The rejected reply of a preference pair: half the time the task's near miss (``wrong``), otherwise any
+    wrong answer of its family. A reward model trained only on near misses learns their pattern (the next
+    letter, a sum off by one) and cannot rank the other mistakes a sampling policy makes (lesson 06)."""
+    if rng.random() < 0.5:
+        return task.wrong
+    if task.task == "add":
+        options = [str(v) for v in range(19)]
+    elif task.task == "letter":
+        options = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    else:  # capital, unknown: a known country's capital
+        options = capitals
+    return rng.choice([o for o in options if o != task.answer])
+
+
 def _messages(task: Task) -> list[dict]:
     return [{"role": "user", "content": task.prompt}, {"role": "assistant", "content": task.answer}]
 
@@ -220,6 +274,8 @@ def build_all(seed: int = SEED) -> dict[str, str]:
     for split, text in build_corpus(seed).items():
         files[f"corpus/{split}.txt"] = text
     files["corpus/chat.jsonl"] = _jsonl([{"task": "chat", "messages": m} for m in build_chats(seed)])
+    unknown = build_unknown(seed)
+    reject_rng, capitals = random.Random(seed + 4), [c for _, c in _countries(random.Random(seed + 1))]
     for split, tasks in build_tasks(seed).items():
         rows = {
             "sft": [{"task": t.task, "messages": _messages(t)} for t in tasks],
@@ -228,9 +284,9 @@ def build_all(seed: int = SEED) -> dict[str, str]:
                     "task": t.task,
                     "prompt": [{"role": "user", "content": t.prompt}],
                     "chosen": [{"role": "assistant", "content": t.answer}],
-                    "rejected": [{"role": "assistant", "content": t.wrong}],
+                    "rejected": [{"role": "assistant", "content": _rejected(t, reject_rng, capitals)}],
                 }
-                for t in tasks
+                for t in tasks + unknown[split]
             ],
             "rl": [{"task": t.task, "prompt": [{"role": "user", "content": t.prompt}], "answer": t.answer} for t in tasks],
         }
@@ -288,6 +344,69 @@ def load_jsonl(path: str | Path, kind: str | None = None) -> list[dict]:
                 if typ is list:
                     _check_messages(row[field], where, field)
             rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def _preference_row(row: object, where: str) -> dict:
+    """One preference row in any of TRL's formats, as the course's conversational row (see load_preferences)."""
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    missing = [f for f in ("chosen", "rejected") if f not in row]
+    if missing:
+        raise DataError(f"{where}: missing field(s) {missing}; a preference row needs 'chosen' and 'rejected' "
+                        "(and 'prompt', unless chosen/rejected are whole conversations)")
+    fields = [f for f in ("prompt", "chosen", "rejected") if f in row]
+    kinds = {f: "text" if isinstance(row[f], str) else "messages" if isinstance(row[f], list) else None for f in fields}
+    for field, kind in kinds.items():
+        if kind is None:
+            raise DataError(f"{where}: field '{field}' must be a string or a list of messages, "
+                            f"got {type(row[field]).__name__}")
+        if kind == "text" and not row[field].strip():
+            raise DataError(f"{where}: field '{field}' is empty")
+        if kind == "messages":
+            _check_messages(row[field], where, field)
+    if len(set(kinds.values())) > 1:
+        raise DataError(f"{where}: fields {fields} mix strings and message lists ({kinds}); use one format")
+    task = row.get("task", "custom")
+    if not isinstance(task, str):
+        raise DataError(f"{where}: field 'task' must be a string, got {type(task).__name__}")
+    if "prompt" not in row:  # implicit prompt: two whole conversations that share everything but the last reply
+        chosen, rejected = row["chosen"], row["rejected"]
+        if kinds["chosen"] == "text" or len(chosen) < 2 or chosen[:-1] != rejected[:-1]:
+            raise DataError(f"{where}: missing field 'prompt' (without it, 'chosen' and 'rejected' must be "
+                            "conversations that differ only in their last message)")
+        return {"task": task, "prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]}
+    if kinds["prompt"] == "text":
+        return {"task": task, "prompt": [{"role": "user", "content": row["prompt"]}],
+                "chosen": [{"role": "assistant", "content": row["chosen"]}],
+                "rejected": [{"role": "assistant", "content": row["rejected"]}]}
+    return {"task": task, "prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
+
+
+def load_preferences(path: str | Path) -> list[dict]:
+    """Preference pairs from a JSONL file in any of TRL's formats, as conversational rows.
+
+    Accepted per line: ``prompt``/``chosen``/``rejected`` as strings (standard format; the prompt becomes a user
+    turn, the replies assistant turns), as message lists (conversational), or ``chosen``/``rejected`` alone as
+    whole conversations that differ only in the last message (implicit prompt). ``task`` is optional
+    (default ``"custom"``); other fields are ignored. Returns ``{"task", "prompt", "chosen", "rejected"}`` rows
+    with message lists, what the course's preference lessons train on. Raises DataError naming file, line and
+    field. Introduced in 06_reward_model.ipynb.
+    """
+    path = Path(path)
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            where = f"{path}:{lineno}"
+            if not line.strip():
+                raise DataError(f"{where}: empty line")
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+            rows.append(_preference_row(row, where))
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows

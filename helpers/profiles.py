@@ -16,6 +16,7 @@ class Profile:
     name: str
     description: str
     base_model: str  # the model SFT and LoRA start from
+    sft_model: str  # the instruction-tuned model the alignment lessons (06-09) start from
     qlora_model: str  # the model QLoRA loads in 4 bits
     pretrain_size: str  # helpers.tiny.SIZES entry pretrained from scratch in lesson 01
     pretrain_steps: int
@@ -27,6 +28,9 @@ class Profile:
     lora_lr: float
     lora_r: int
     eval_rows: int  # held-out rows scored before/after training
+    rm_steps: int  # reward-model training steps (lesson 06)
+    rm_lr: float
+    best_of_n: int  # samples per prompt for best-of-n (lesson 06)
     minutes_hint: str  # shown in notebooks' time line
 
     def with_overrides(self, **overrides) -> Profile:
@@ -42,6 +46,7 @@ PROFILES = {
         name="tiny",
         description="CPU, offline: the course's own 0.9M-parameter LLaMA and shipped data",
         base_model="tiny:base",
+        sft_model="tiny:sft",
         qlora_model="tiny:base",
         pretrain_size="base",
         pretrain_steps=300,
@@ -53,12 +58,16 @@ PROFILES = {
         lora_lr=6e-3,
         lora_r=16,
         eval_rows=250,
+        rm_steps=200,
+        rm_lr=1e-3,
+        best_of_n=8,
         minutes_hint="CPU (2 cores)",
     ),
     "t4": Profile(
         name="t4",
         description="Colab/Kaggle T4 (15 GB): real Hub models",
         base_model="Qwen/Qwen2.5-0.5B",
+        sft_model="Qwen/Qwen2.5-0.5B-Instruct",
         qlora_model="Qwen/Qwen2.5-1.5B",
         pretrain_size="small",
         pretrain_steps=1500,
@@ -70,6 +79,9 @@ PROFILES = {
         lora_lr=2e-4,
         lora_r=16,
         eval_rows=250,
+        rm_steps=200,
+        rm_lr=1e-5,
+        best_of_n=8,
         minutes_hint="T4 GPU",
     ),
 }
@@ -88,6 +100,7 @@ HUB_SHAPES = {
                               max_position_embeddings=131072, rope_theta=1_000_000.0, rms_norm_eps=1e-6,
                               tie_word_embeddings=True),
 }
+HUB_SHAPES["Qwen/Qwen2.5-0.5B-Instruct"] = dict(HUB_SHAPES["Qwen/Qwen2.5-0.5B"])  # same config.json architecture
 
 
 def hub_ids(profile: str = "t4") -> list[str]:

@@ -15,7 +15,8 @@ def test_every_shipped_split_loads():
     for kind in data.SCHEMAS:
         for split in ("train", "validation", "test"):
             rows = data.load_split(kind, split)
-            assert {r["task"] for r in rows} == set(data.TASK_NAMES)
+            extra = {"unknown"} if kind == "preference" else set()
+            assert {r["task"] for r in rows} == set(data.TASK_NAMES) | extra
 
 
 def test_test_split_is_held_out():
@@ -88,3 +89,62 @@ def test_unknown_kind_and_empty_file(tmp_path):
     path.write_text("")
     with pytest.raises(data.DataError, match="no rows"):
         data.load_jsonl(path)
+
+
+def test_unknown_countries_are_new_names_held_out_and_only_in_preference_data():
+    corpus = " ".join(data.load_corpus("train") + data.load_corpus("validation"))
+    sft = json.dumps([r["messages"] for s in ("train", "validation", "test") for r in data.load_split("sft", s)])
+    countries = {}
+    for split in ("train", "validation", "test"):
+        rows = [r for r in data.load_split("preference", split) if r["task"] == "unknown"]
+        assert len(rows) == data.UNKNOWN_ROWS[split]
+        countries[split] = {r["prompt"][0]["content"].rstrip("?").split()[-1] for r in rows}
+        for row in rows:
+            assert row["chosen"][0]["content"] == data.IDK and row["rejected"][0]["content"] != data.IDK
+    assert not countries["test"] & (countries["train"] | countries["validation"])
+    for name in set().union(*countries.values()):
+        assert name not in corpus, f"{name} appears in the corpus: it would not be unknown"
+    assert data.IDK not in sft, "declining must be new behaviour, absent from the SFT data"
+    test_prompts = {r["prompt"][0]["content"] for r in data.load_split("preference", "test") if r["task"] == "unknown"}
+    assert all(p.startswith("Which city is the capital of") for p in test_prompts), "held-out phrasing"
+
+
+def _prefs(tmp_path, rows):
+    path = tmp_path / "prefs.jsonl"
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def test_load_preferences_accepts_trl_formats(tmp_path):
+    user = [{"role": "user", "content": "Hi?"}]
+    good, bad = [{"role": "assistant", "content": "Hello."}], [{"role": "assistant", "content": "Go away."}]
+    path = _prefs(tmp_path, [
+        {"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away.", "score": 3},  # standard, extra field ignored
+        {"task": "greet", "prompt": user, "chosen": good, "rejected": bad},  # conversational
+        {"chosen": user + good, "rejected": user + bad},  # implicit prompt
+    ])
+    rows = data.load_preferences(path)
+    assert [r["task"] for r in rows] == ["custom", "greet", "custom"]
+    assert all(r["prompt"] == user and r["chosen"] == good and r["rejected"] == bad for r in rows)
+    shipped = data.load_preferences(data.DATA_DIR / "preference" / "test.jsonl")
+    assert shipped == data.load_split("preference", "test")
+
+
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        ({"prompt": "Hi?", "chosen": "Hello."}, "missing field(s) ['rejected']"),
+        ({"prompt": "Hi?", "chosen": 3, "rejected": "x"}, "field 'chosen' must be a string or a list of messages"),
+        ({"prompt": "Hi?", "chosen": "", "rejected": "x"}, "field 'chosen' is empty"),
+        ({"prompt": "Hi?", "chosen": [{"role": "assistant", "content": "a"}], "rejected": "b"}, "mix strings"),
+        ({"prompt": [{"role": "robot", "content": "a"}], "chosen": [], "rejected": []}, "'prompt'[0].role is 'robot'"),
+        ({"chosen": "a", "rejected": "b"}, "missing field 'prompt'"),
+        ({"prompt": "Hi?", "chosen": "a", "rejected": "b", "task": 1}, "field 'task' must be a string"),
+        ("{oops", "not valid JSON"),
+    ],
+)
+def test_load_preferences_names_file_line_and_field(tmp_path, bad_row, message):
+    path = _prefs(tmp_path, [{"prompt": "Hi?", "chosen": "a", "rejected": "b"}, bad_row])
+    with pytest.raises(data.DataError) as err:
+        data.load_preferences(path)
+    assert f"{path}:2:" in str(err.value) and message in str(err.value)

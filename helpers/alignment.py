@@ -1,0 +1,98 @@
+"""Plumbing shared by the alignment lessons (06 reward model, 07 DPO, 08 PPO, 09 GRPO).
+
+Scoring conversations with a reward model, pairwise preference accuracy, sampling several replies per prompt,
+and the honesty metric of the ``unknown`` family. What each lesson teaches (the losses, best-of-n, the RL
+loops) stays in the notebooks. Introduced in 06_reward_model.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+from helpers.data import IDK
+from helpers.evaluation import normalize, stop_token_ids
+
+
+def as_sft_rows(pairs: list[dict]) -> list[dict]:
+    """Preference rows → SFT-format rows (prompt + chosen reply), to score with ``evaluation.task_accuracy``.
+
+    Introduced in 06_reward_model.ipynb.
+    """
+    return [{"task": r["task"], "messages": r["prompt"] + r["chosen"]} for r in pairs]
+
+
+@torch.no_grad()
+def reward_scores(model, tokenizer, conversations: list[list[dict]], batch_size: int = 64) -> torch.Tensor:
+    """One scalar per conversation from a sequence-classification reward model (the score at the last token).
+
+    Conversations are rendered with the chat template, as ``RewardTrainer`` does. Introduced in 06_reward_model.ipynb.
+    """
+    tokenizer.padding_side = "right"
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    scores = []
+    for start in range(0, len(conversations), batch_size):
+        texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in conversations[start:start + batch_size]]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        scores.append(model(**enc).logits[:, 0].float().cpu())
+    model.train(was_training)
+    return torch.cat(scores)
+
+
+def pairwise_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
+    """Share of preference pairs whose chosen reply the reward model scores above the rejected one.
+
+    Returns ``{"accuracy", "per_task", "margin"}`` (margin: mean chosen − rejected score).
+    Introduced in 06_reward_model.ipynb.
+    """
+    chosen = reward_scores(model, tokenizer, [r["prompt"] + r["chosen"] for r in pairs])
+    rejected = reward_scores(model, tokenizer, [r["prompt"] + r["rejected"] for r in pairs])
+    wins = (chosen > rejected).tolist()
+    by_task = defaultdict(list)
+    for row, win in zip(pairs, wins):
+        by_task[row["task"]].append(win)
+    return {"accuracy": sum(wins) / len(wins), "per_task": {t: sum(v) / len(v) for t, v in sorted(by_task.items())},
+            "margin": (chosen - rejected).mean().item()}
+
+
+@torch.no_grad()
+def sample(model, tokenizer, prompts: list[list[dict]], n: int, temperature: float = 1.0, max_new_tokens: int = 16,
+           batch_size: int = 32) -> list[list[str]]:
+    """``n`` sampled replies per chat prompt (seed with ``environment.set_seed`` first for the same samples).
+
+    Introduced in 06_reward_model.ipynb.
+    """
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: list[list[str]] = []
+    for start in range(0, len(prompts), batch_size):
+        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                 for p in prompts[start:start + batch_size]]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        gen = model.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                             num_return_sequences=n, max_new_tokens=max_new_tokens,
+                             eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
+        replies = [r.strip() for r in tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+        out += [replies[i:i + n] for i in range(0, len(replies), n)]
+    model.train(was_training)
+    return out
+
+
+def declines(reply: str) -> bool:
+    """True when a reply is the honest "I don't know." (normalized). Introduced in 06_reward_model.ipynb."""
+    return normalize(reply) == normalize(IDK)
+
+
+def hallucination_rate(replies: list[str], rows: list[dict]) -> float:
+    """Share of the ``unknown``-family rows (countries the model never read about) answered with anything but
+    "I don't know." — an invented capital. Introduced in 06_reward_model.ipynb.
+    """
+    unknown = [reply for reply, row in zip(replies, rows) if row["task"] == "unknown"]
+    if not unknown:
+        raise ValueError("no rows of the 'unknown' family: the hallucination rate needs them")
+    return sum(not declines(r) for r in unknown) / len(unknown)
