@@ -86,3 +86,14 @@ def _lora_params(answer, d_in, d_out, r):
 def _nf4_bytes(answer, n_weights, block_size=64):
     expected = n_weights / 2 + 4 * n_weights / block_size
     return _close(answer, expected, rel=0.02), "4 bits per weight plus one fp32 absmax scale per block of 64"
+
+
+# --- 06_reward_model --------------------------------------------------------------------------
+@exercise("06.bt_probability")
+def _bt_probability(answer, margin):
+    return _close(answer, 1 / (1 + math.exp(-margin))), "Bradley-Terry: P(chosen preferred) = sigmoid(r_chosen - r_rejected)"
+
+
+@exercise("06.best_of_n_ceiling")
+def _best_of_n_ceiling(answer, p, n):
+    return _close(answer, 1 - (1 - p) ** n), "a perfect judge fails only when all n samples are wrong: (1 - p)^n"

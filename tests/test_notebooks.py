@@ -98,3 +98,18 @@ def test_exercises_show_not_tried_without_failing(run):
     outputs = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
                       for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
     assert "02.masked_fraction: not tried yet" in outputs
+
+
+def test_06_reward_model(run):
+    m = lesson(run, "06")
+    assert m["precision"] == "fp32" and m["rm_steps"] == 300
+    assert abs(m["hand_loss"] - m["trainer_loss"]) < 1e-5, "the Bradley-Terry loss by hand must match RewardTrainer's"
+    assert 0.3 <= m["pairwise_before"] <= 0.7, "a random score head ranks pairs near chance"
+    assert m["pairwise_after"] >= 0.85 and m["pairwise_after"] >= m["pairwise_before"] + 0.25, m
+    assert m["pairwise_per_task_after"]["unknown"] >= 0.9, "declining must beat an invented capital"
+    assert m["on_policy_pairs"] >= 100
+    known = ("add", "capital", "letter")
+    one = sum(m["sample_accuracy"][t] for t in known) / 3
+    best = sum(m["best_of_n_accuracy"][t] for t in known) / 3
+    assert best >= one + 0.04, f"best-of-{m['best_of_n']} must beat one sample: {best:.3f} vs {one:.3f}"
+    assert m["hallucination_rate"]["n=1"] >= 0.9, "the SFT model never declines: the premise of 07 and 08"
