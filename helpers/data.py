@@ -309,6 +309,23 @@ def _check_messages(value: list, where: str, field: str) -> None:
             raise DataError(f"{where}: field '{field}'[{i}].content must be a non-empty string")
 
 
+def _json_lines(path: Path):
+    """Yield ``(value, "file:line")`` for each line of a JSONL file; DataError on an empty line, bad JSON or no rows."""
+    with path.open(encoding="utf-8") as handle:
+        lineno = 0
+        for lineno, line in enumerate(handle, start=1):
+            where = f"{path}:{lineno}"
+            if not line.strip():
+                raise DataError(f"{where}: empty line")
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+            yield value, where
+    if lineno == 0:
+        raise DataError(f"{path}: no rows")
+
+
 def load_jsonl(path: str | Path, kind: str | None = None) -> list[dict]:
     """Read a JSONL file and validate each row against ``SCHEMAS[kind]`` (kind defaults to the folder name).
 
@@ -321,31 +338,21 @@ def load_jsonl(path: str | Path, kind: str | None = None) -> list[dict]:
         raise DataError(f"{path}: unknown dataset kind {kind!r}; expected one of {sorted(SCHEMAS)}")
     schema = SCHEMAS[kind]
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            where = f"{path}:{lineno}"
-            if not line.strip():
-                raise DataError(f"{where}: empty line")
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            missing = [f for f in schema if f not in row]
-            extra = [f for f in row if f not in schema]
-            if missing:
-                raise DataError(f"{where}: missing field(s) {missing}")
-            if extra:
-                raise DataError(f"{where}: unexpected field(s) {extra}; a {kind} row has {list(schema)}")
-            for field, typ in schema.items():
-                if not isinstance(row[field], typ):
-                    raise DataError(f"{where}: field '{field}' must be {typ.__name__}, got {type(row[field]).__name__}")
-                if typ is list:
-                    _check_messages(row[field], where, field)
-            rows.append(row)
-    if not rows:
-        raise DataError(f"{path}: no rows")
+    for row, where in _json_lines(path):
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        missing = [f for f in schema if f not in row]
+        extra = [f for f in row if f not in schema]
+        if missing:
+            raise DataError(f"{where}: missing field(s) {missing}")
+        if extra:
+            raise DataError(f"{where}: unexpected field(s) {extra}; a {kind} row has {list(schema)}")
+        for field, typ in schema.items():
+            if not isinstance(row[field], typ):
+                raise DataError(f"{where}: field '{field}' must be {typ.__name__}, got {type(row[field]).__name__}")
+            if typ is list:
+                _check_messages(row[field], where, field)
+        rows.append(row)
     return rows
 
 
@@ -395,21 +402,7 @@ def load_preferences(path: str | Path) -> list[dict]:
     with message lists, what the course's preference lessons train on. Raises DataError naming file, line and
     field. Introduced in 06_reward_model.ipynb.
     """
-    path = Path(path)
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            where = f"{path}:{lineno}"
-            if not line.strip():
-                raise DataError(f"{where}: empty line")
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
-            rows.append(_preference_row(row, where))
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    return rows
+    return [_preference_row(row, where) for row, where in _json_lines(Path(path))]
 
 
 def load_split(kind: str, split: str, data_dir: Path = DATA_DIR) -> list[dict]:
