@@ -12,7 +12,7 @@ from collections import defaultdict
 import torch
 
 from helpers.data import IDK
-from helpers.evaluation import normalize, stop_token_ids
+from helpers.evaluation import generate, normalize
 
 
 def as_sft_rows(pairs: list[dict]) -> list[dict]:
@@ -58,29 +58,16 @@ def pairwise_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
             "margin": (chosen - rejected).mean().item()}
 
 
-@torch.no_grad()
 def sample(model, tokenizer, prompts: list[list[dict]], n: int, temperature: float = 1.0, max_new_tokens: int = 16,
            batch_size: int = 32) -> list[list[str]]:
     """``n`` sampled replies per chat prompt (seed with ``environment.set_seed`` first for the same samples).
 
-    Introduced in 06_reward_model.ipynb.
+    Pure sampling at ``temperature`` (no top-k / top-p), so the spread is the model's own. Introduced in
+    06_reward_model.ipynb.
     """
-    tokenizer.padding_side = "left"
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out: list[list[str]] = []
-    for start in range(0, len(prompts), batch_size):
-        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                 for p in prompts[start:start + batch_size]]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        gen = model.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-                             num_return_sequences=n, max_new_tokens=max_new_tokens,
-                             eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
-        replies = [r.strip() for r in tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
-        out += [replies[i:i + n] for i in range(0, len(replies), n)]
-    model.train(was_training)
-    return out
+    replies = generate(model, tokenizer, prompts, max_new_tokens, batch_size, do_sample=True, temperature=temperature,
+                       top_k=0, top_p=1.0, num_return_sequences=n)
+    return [replies[i:i + n] for i in range(0, len(replies), n)]
 
 
 def declines(reply: str) -> bool:

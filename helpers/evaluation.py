@@ -19,10 +19,11 @@ def stop_token_ids(tokenizer) -> list[int]:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 16, batch_size: int = 32,
-             progress: bool = False) -> list[str]:
-    """Greedy replies to chat ``prompts`` (lists of messages), batched with left padding.
+             progress: bool = False, **sampling) -> list[str]:
+    """Replies to chat ``prompts`` (lists of messages), batched with left padding: greedy by default.
 
-    Introduced in 02_sft.ipynb.
+    ``sampling``: extra ``model.generate`` arguments, e.g. ``do_sample=True, temperature=1.5,
+    num_return_sequences=n`` (then the n replies of each prompt follow each other). Introduced in 02_sft.ipynb.
     """
     from tqdm.auto import tqdm
 
@@ -35,8 +36,8 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
         texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
                  for p in prompts[start:start + batch_size]]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, eos_token_id=stop_token_ids(tokenizer),
+                             pad_token_id=tokenizer.pad_token_id, **{"do_sample": False, **sampling})
         replies += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     model.train(was_training)
     return [r.strip() for r in replies]
@@ -68,14 +69,20 @@ def task_accuracy(model, tokenizer, rows: list[dict], max_new_tokens: int = 16, 
 
     Returns ``{"accuracy": float, "per_task": {task: float}, "replies": [...]}``. Introduced in 02_sft.ipynb.
     """
-    prompts, refs = split_messages(rows)
-    replies = generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress)
+    replies = generate(model, tokenizer, split_messages(rows)[0], max_new_tokens, batch_size, progress)
+    return {**score_replies(replies, rows), "replies": replies}
+
+
+def score_replies(replies: list[str], rows: list[dict]) -> dict:
+    """Exact match of ``replies`` against SFT-format ``rows``: ``{"accuracy", "per_task"}``.
+
+    Introduced in 02_sft.ipynb (inside ``task_accuracy``); 06_reward_model.ipynb scores sampled replies with it.
+    """
     hits = defaultdict(list)
-    for row, reply, ref in zip(rows, replies, refs):
+    for row, reply, ref in zip(rows, replies, split_messages(rows)[1], strict=True):
         hits[row["task"]].append(exact_match(reply, ref))
-    per_task = {task: sum(v) / len(v) for task, v in sorted(hits.items())}
-    total = sum(sum(v) for v in hits.values()) / len(rows)
-    return {"accuracy": total, "per_task": per_task, "replies": replies}
+    return {"accuracy": sum(sum(v) for v in hits.values()) / len(rows),
+            "per_task": {task: sum(v) / len(v) for task, v in sorted(hits.items())}}
 
 
 @torch.no_grad()
