@@ -74,6 +74,11 @@ def _unknown_countries(known: list[tuple[str, str]], rng: random.Random) -> dict
     return out
 
 
+def _known_countries(seed: int) -> list[tuple[str, str]]:
+    """The 12 (country, capital) pairs the corpus states; the corpus, task and preference builders share them."""
+    return _countries(random.Random(seed + 1))
+
+
 @dataclass(frozen=True)
 class Task:
     """One checkable task: a user prompt and the exact reference answer."""
@@ -97,7 +102,7 @@ TASK_NAMES = tuple(TEMPLATES)
 def build_tasks(seed: int = SEED) -> dict[str, list[Task]]:
     """Make the train / validation / test task splits (see TEMPLATES for what the test split holds back)."""
     rng = random.Random(seed)
-    countries = _countries(random.Random(seed + 1))
+    countries = _known_countries(seed)
     pairs = [(a, b) for a in range(10) for b in range(10)]
     rng.shuffle(pairs)
     pair_split = {"test": pairs[:20], "validation": pairs[20:30], "train": pairs[30:]}
@@ -132,7 +137,7 @@ def build_unknown(seed: int = SEED) -> dict[str, list[Task]]:
     Introduced in 06_reward_model.ipynb.
     """
     rng = random.Random(seed + 3)
-    known = _countries(random.Random(seed + 1))
+    known = _known_countries(seed)
     names = _unknown_countries(known, rng)
     splits = {}
     for split, size in UNKNOWN_ROWS.items():
@@ -145,7 +150,7 @@ def build_unknown(seed: int = SEED) -> dict[str, list[Task]]:
 def build_corpus(seed: int = SEED) -> dict[str, str]:
     """Generate the pretraining corpus: short stories, list games, sums and geography, one document per line."""
     rng = random.Random(seed)
-    countries = _countries(random.Random(seed + 1))
+    countries = _known_countries(seed)
 
     def story() -> str:
         name, friend = rng.sample(NAMES, 2)
@@ -275,7 +280,7 @@ def build_all(seed: int = SEED) -> dict[str, str]:
         files[f"corpus/{split}.txt"] = text
     files["corpus/chat.jsonl"] = _jsonl([{"task": "chat", "messages": m} for m in build_chats(seed)])
     unknown = build_unknown(seed)
-    reject_rng, capitals = random.Random(seed + 4), [c for _, c in _countries(random.Random(seed + 1))]
+    reject_rng, capitals = random.Random(seed + 4), [c for _, c in _known_countries(seed)]
     for split, tasks in build_tasks(seed).items():
         rows = {
             "sft": [{"task": t.task, "messages": _messages(t)} for t in tasks],

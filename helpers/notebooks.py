@@ -36,9 +36,12 @@ def strip(path: Path) -> bool:
     taken = {c["id"] for c in nb["cells"] if "id" in c}
     for i, cell in enumerate(nb["cells"]):
         if "id" not in cell:
-            cell["id"] = next(f"c{i:03d}{s}" for s in ["", *(f"-{n}" for n in range(1, len(taken) + 2))]
-                              if f"c{i:03d}{s}" not in taken)
-            taken.add(cell["id"])
+            cell_id, n = f"c{i:03d}", 0
+            while cell_id in taken:
+                n += 1
+                cell_id = f"c{i:03d}-{n}"
+            cell["id"] = cell_id
+            taken.add(cell_id)
     nb["metadata"] = {k: v for k, v in nb.get("metadata", {}).items() if k in KEEP_NOTEBOOK_METADATA}
     for cell in nb["cells"]:
         tags = cell.get("metadata", {}).get("tags")
