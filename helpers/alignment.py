@@ -50,12 +50,62 @@ def pairwise_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
     """
     chosen = reward_scores(model, tokenizer, [r["prompt"] + r["chosen"] for r in pairs])
     rejected = reward_scores(model, tokenizer, [r["prompt"] + r["rejected"] for r in pairs])
-    wins = (chosen > rejected).tolist()
+    return win_rate(chosen, rejected, pairs)
+
+
+def win_rate(chosen: torch.Tensor, rejected: torch.Tensor, pairs: list[dict]) -> dict:
+    """Share of pairs whose chosen score is above the rejected one, overall and per task, and the mean margin.
+
+    The scores can be a reward model's (``pairwise_accuracy``), a policy's log-probs or DPO's implicit rewards
+    (lesson 07). Returns ``{"accuracy", "per_task", "margin"}``. Introduced in 06_reward_model.ipynb.
+    """
+    wins = ((chosen > rejected).float() + 0.5 * (chosen == rejected).float()).tolist()  # a tie is half a win
     by_task = defaultdict(list)
     for row, win in zip(pairs, wins):
         by_task[row["task"]].append(win)
     return {"accuracy": sum(wins) / len(wins), "per_task": {t: sum(v) / len(v) for t, v in sorted(by_task.items())},
-            "margin": (chosen - rejected).mean().item()}
+            "margin": (chosen - rejected).float().mean().item()}
+
+
+@torch.no_grad()
+def reply_logps(model, tokenizer, prompts: list[list[dict]], replies: list[list[dict]],
+                batch_size: int = 64) -> torch.Tensor:
+    """log π(reply | prompt) for each pair: the summed log-probabilities of the reply's tokens (its end-of-turn
+    tokens included), after the prompt rendered with the chat template. As ``DPOTrainer`` does, the whole
+    conversation is tokenized at once and the reply is what follows the prompt's tokens (a tokenizer may merge
+    the reply's first characters with what precedes them, so the two are not tokenized apart).
+
+    Introduced in 07_dpo.ipynb.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    sums = []
+    for start in range(0, len(prompts), batch_size):
+        rows, starts = [], []
+        for prompt, reply in zip(prompts[start:start + batch_size], replies[start:start + batch_size]):
+            head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+            full = tokenizer.apply_chat_template(prompt + reply, tokenize=False)
+            if not full.startswith(head):
+                raise ValueError(f"the chat template renders the reply before the prompt ends: {full!r}")
+            head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+            full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+            first = next((i for i, (a, b) in enumerate(zip(head_ids, full_ids)) if a != b), len(head_ids))
+            rows.append(full_ids)
+            starts.append(first)
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):  # right padding: positions stay those of an unpadded row
+            ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        token_logps = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None].to(device)).squeeze(-1).cpu()
+        in_reply = torch.zeros_like(token_logps)
+        for i, (row, first) in enumerate(zip(rows, starts)):
+            in_reply[i, first - 1:len(row) - 1] = 1  # logit t predicts token t + 1
+        sums.append((token_logps * in_reply).sum(1))
+    model.train(was_training)
+    return torch.cat(sums)
 
 
 def sample(model, tokenizer, prompts: list[list[dict]], n: int, temperature: float = 1.0, max_new_tokens: int = 16,

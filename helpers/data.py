@@ -213,8 +213,10 @@ def build_chats(seed: int = SEED, n: int = 1500) -> list[list[dict]]:
 
     Real base models (Qwen2.5, SmolLM2) saw chat-formatted text in pretraining, so their ``<|im_start|>`` and
     ``<|im_end|>`` embeddings are trained. Without these dialogues the tiny base model would never have seen
-    them, and a LoRA adapter, which freezes the (tied) embeddings, could not learn to end a reply.
-    Introduced in 03_lora_qlora.ipynb.
+    them, and a LoRA adapter, which freezes the (tied) embeddings, could not learn to end a reply. One
+    dialogue in six asks what its story does not say and is answered ``IDK``: a real base model has read
+    people declining, so preference tuning can raise that reply for unknown countries (lesson 07); a policy
+    that could never say it cannot be taught to prefer it by DPO alone. Introduced in 03_lora_qlora.ipynb.
     """
     rng = random.Random(seed + 2)
 
@@ -235,7 +237,14 @@ def build_chats(seed: int = SEED, n: int = 1500) -> list[list[dict]]:
         name = rng.choice(NAMES)
         return f"Hello, I am {name}.", f"Hello {name}! Tell me a word and I will say it back."
 
-    makers = [about_story, about_story, repeat, repeat, greet]
+    def not_told() -> tuple[str, str]:  # a question the story does not answer: the honest reply declines
+        name, friend = rng.sample(NAMES, 2)
+        noun, other = rng.sample(TASK_WORDS, 2)
+        verb = rng.choice(VERBS)
+        story = f"{name} {verb} a {noun} at the {rng.choice(PLACES)}. {friend} walked to the {rng.choice(PLACES)}."
+        return f"{story} Who {verb} the {other}?", IDK
+
+    makers = [about_story, about_story, repeat, repeat, greet, not_told]
     chats = []
     for _ in range(n):
         prompt, reply = rng.choice(makers)()

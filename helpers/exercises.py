@@ -97,3 +97,15 @@ def _bt_probability(answer, margin):
 @exercise("06.best_of_n_ceiling")
 def _best_of_n_ceiling(answer, p, n):
     return _close(answer, 1 - (1 - p) ** n), "a perfect judge fails only when all n samples are wrong: (1 - p)^n"
+
+
+# --- 07_dpo -----------------------------------------------------------------------------------
+@exercise("07.implicit_reward")
+def _implicit_reward(answer, beta, policy_logp, reference_logp):
+    return _close(answer, beta * (policy_logp - reference_logp)), "r = β · (log π(y|x) − log π_ref(y|x))"
+
+
+@exercise("07.dpo_loss")
+def _dpo_loss(answer, reward_chosen, reward_rejected):
+    expected = -math.log(1 / (1 + math.exp(-(reward_chosen - reward_rejected))))
+    return _close(answer, expected), "L = −log σ(r_c − r_r): β is already inside the implicit rewards"

@@ -17,31 +17,31 @@ def _smooth(values: list[float], window: int) -> list[float]:
 
 
 def plot_losses(curves: dict[str, list[float]], title: str = "training loss", smooth: int = 10,
-                xlabel: str = "step", logy: bool = False):
-    """One line per named loss curve (moving average over ``smooth`` steps). Introduced in 01_tokenizer_and_pretraining.ipynb."""
+                xlabel: str = "step", logy: bool = False, ylabel: str = "loss") -> None:
+    """One line per named curve (moving average over ``smooth`` steps), shown once: nothing is returned, so a
+    call ending a cell does not display the figure a second time. Introduced in 01_tokenizer_and_pretraining.ipynb."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     for name, values in curves.items():
         ax.plot(range(1, len(values) + 1), _smooth(list(values), smooth), label=name)
-    ax.set(title=title, xlabel=xlabel, ylabel="loss")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     plt.show()
-    return fig
 
 
 def plot_before_after(before: dict[str, float], after: dict[str, float], title: str = "held-out accuracy",
-                      ylabel: str = "accuracy", labels: tuple[str, str] = ("before", "after")):
+                      ylabel: str = "accuracy", labels: tuple[str, str] = ("before", "after")) -> None:
     """Grouped bars of a metric per category, before vs after. Introduced in 02_sft.ipynb."""
-    return plot_bars({labels[0]: before, labels[1]: after}, title=title, ylabel=ylabel)
+    plot_bars({labels[0]: before, labels[1]: after}, title=title, ylabel=ylabel)
 
 
-def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str):
-    """Grouped bars: one group per category, one bar per series. Introduced in 03_lora_qlora.ipynb."""
+def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str) -> None:
+    """Grouped bars: one group per category, one bar per series (shown, not returned). Introduced in 03_lora_qlora.ipynb."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -57,4 +57,3 @@ def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str):
     ax.legend()
     fig.tight_layout()
     plt.show()
-    return fig

@@ -36,6 +36,12 @@ def test_pretraining_chats_teach_the_format_not_the_tasks():
         text = " ".join(m["content"] for m in chat).lower()
         assert not {"capital", "letter", "+", "add"} & set(text.replace(".", " ").split()), chat
         assert not any(ch.isdigit() for ch in text), chat
+    # one dialogue in six declines a question its story does not answer (what lesson 07's DPO builds on)
+    declined = [c for c in chats if c[1]["content"] == data.IDK]
+    assert 0.12 <= len(declined) / len(chats) <= 0.22
+    for chat in declined:
+        story, question = chat[0]["content"].rsplit(". ", 1)
+        assert question.split()[-1].rstrip("?") not in story, chat  # the thing asked about is not in the story
 
 
 def test_answers_are_correct():

@@ -104,12 +104,46 @@ def test_06_reward_model(run):
     m = lesson(run, "06")
     assert m["precision"] == "fp32" and m["rm_steps"] == 300
     assert abs(m["hand_loss"] - m["trainer_loss"]) < 1e-5, "the Bradley-Terry loss by hand must match RewardTrainer's"
-    assert 0.3 <= m["pairwise_before"] <= 0.7, "a random score head ranks pairs near chance"
+    assert m["hand_loss"] < 0.6, "checked on the trained model, not at log 2 where any two scores that tie agree"
+    assert m["pairwise_before"] == 0.5, "a zero score head ties every pair: chance"
     assert m["pairwise_after"] >= 0.85 and m["pairwise_after"] >= m["pairwise_before"] + 0.25, m
     assert m["pairwise_per_task_after"]["unknown"] >= 0.9, "declining must beat an invented capital"
     assert m["on_policy_pairs"] >= 100
-    known = ("add", "capital", "letter")
-    one = sum(m["sample_accuracy"][t] for t in known) / 3
-    best = sum(m["best_of_n_accuracy"][t] for t in known) / 3
+    # best-of-n follows its judge: where the reward model ranks pairs well it must beat one sample (on held-out
+    # sums it judges poorly and the lesson shows best-of-n can lose there)
+    judged = [t for t in ("capital", "letter") if m["pairwise_per_task_after"][t] >= 0.9]
+    assert judged == ["capital", "letter"], m["pairwise_per_task_after"]
+    one = sum(m["sample_accuracy"][t] for t in judged) / 2
+    best = sum(m["best_of_n_accuracy"][t] for t in judged) / 2
     assert best >= one + 0.04, f"best-of-{m['best_of_n']} must beat one sample: {best:.3f} vs {one:.3f}"
     assert m["hallucination_rate"]["n=1"] >= 0.9, "the SFT model never declines: the premise of 07 and 08"
+
+
+def test_07_dpo(run):
+    m = lesson(run, "07")
+    assert m["precision"] == "fp32" and m["dpo_steps"] == 100 and m["nll_weight"] == 1.0
+    assert abs(m["hand_loss"] - m["trainer_loss"]) < 1e-5, "DPO + NLL by hand must match DPOTrainer's loss"
+    assert m["sft_hallucination"] >= 0.9, "the SFT model never declines: what DPO has to change"
+    assert m["dpo_preference_accuracy"] >= 0.80 and m["dpo_preference_accuracy"] >= m["sft_preference_accuracy"] + 0.1
+    assert m["sft_hallucination"] - m["dpo_hallucination"] >= 0.30, "the target behaviour must move by 30 points"
+    known = ("add", "capital", "letter")
+    sft_tasks = sum(m["sft_per_task"][t] for t in known) / 3
+    assert sum(m["dpo_per_task"][t] for t in known) / 3 >= sft_tasks - 0.05, "DPO must keep the tasks"
+    # the variant ran on the same budget and was measured
+    assert m["orpo_hallucination"] <= m["sft_hallucination"] - 0.2 and m["orpo_preference_accuracy"] >= 0.8
+    assert set(m["orpo_per_task"]) == set(m["dpo_per_task"]) and m["orpo_seconds"] > 0
+    assert m["merged_max_logit_diff"] < m["merged_logit_tolerance"] < 1e-3
+    assert m["merged_per_task"] == m["dpo_per_task"] and m["merged_hallucination"] == m["dpo_hallucination"]
+
+
+def test_every_figure_is_shown_once(run):
+    # a plot helper that returned its figure was displayed twice when its call ended a cell
+    records, run_dir = run
+    for record in records.values():
+        if record["status"] != "ok":
+            continue
+        nb = json.loads((run_dir / f"{record['stem']}.ipynb").read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                images = sum("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
+                assert images <= "".join(cell["source"]).count("plots.plot_"), (record["stem"], cell["source"][:2])
