@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from course import syllabus
+from course.sync import INSTALL_MARKER
 from helpers import notebooks, profiles
 from helpers.paths import NOTEBOOKS_DIR, REPO_ROOT
 
@@ -28,6 +29,8 @@ def test_notebook_follows_conventions(path):
         assert part in markdown, f"{path.name}: skeleton part {part!r} missing"
     assert re.search(r"^## \d+\.\d+ ", markdown, re.M), "numbered N.M sections"
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    # the first code cell is the generated Colab/Kaggle install cell (course sync fills in only cells that have it)
+    assert code[0].startswith(INSTALL_MARKER) and "import" in code[0], f"{path.name}: no install cell first"
     lengths = sorted(len(c.splitlines()) for c in code)
     assert lengths[len(lengths) // 2] <= 10, "median code cell over 10 lines"
     assert any("exercises.check(" in c for c in code), "exercises are checked by a helper"
