@@ -324,7 +324,8 @@ def _check_messages(value: list, where: str, field: str) -> None:
 
 
 def _json_lines(path: Path):
-    """Yield ``(value, "file:line")`` for each line of a JSONL file; DataError on an empty line, bad JSON or no rows."""
+    """Yield ``(row, "file:line")`` for each line of a JSONL file; DataError on an empty line, bad JSON, a value that
+    is not a JSON object, or no rows."""
     with path.open(encoding="utf-8") as handle:
         lineno = 0
         for lineno, line in enumerate(handle, start=1):
@@ -335,6 +336,8 @@ def _json_lines(path: Path):
                 value = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(value, dict):
+                raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}")
             yield value, where
     if lineno == 0:
         raise DataError(f"{path}: no rows")
@@ -353,8 +356,6 @@ def load_jsonl(path: str | Path, kind: str | None = None) -> list[dict]:
     schema = SCHEMAS[kind]
     rows = []
     for row, where in _json_lines(path):
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
         missing = [f for f in schema if f not in row]
         extra = [f for f in row if f not in schema]
         if missing:
@@ -370,10 +371,8 @@ def load_jsonl(path: str | Path, kind: str | None = None) -> list[dict]:
     return rows
 
 
-def _preference_row(row: object, where: str) -> dict:
+def _preference_row(row: dict, where: str) -> dict:
     """One preference row in any of TRL's formats, as the course's conversational row (see load_preferences)."""
-    if not isinstance(row, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
     missing = [f for f in ("chosen", "rejected") if f not in row]
     if missing:
         raise DataError(f"{where}: missing field(s) {missing}; a preference row needs 'chosen' and 'rejected' "
