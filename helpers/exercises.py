@@ -109,3 +109,15 @@ def _implicit_reward(answer, beta, policy_logp, reference_logp):
 def _dpo_loss(answer, reward_chosen, reward_rejected):
     expected = -math.log(1 / (1 + math.exp(-(reward_chosen - reward_rejected))))
     return _close(answer, expected), "L = −log σ(r_c − r_r): β is already inside the implicit rewards"
+
+
+# --- 08_ppo_rlhf ------------------------------------------------------------------------------
+@exercise("08.clipped_objective")
+def _clipped_objective(answer, ratio, advantage, clip):
+    expected = min(ratio * advantage, max(min(ratio, 1 + clip), 1 - clip) * advantage)
+    return _close(answer, expected), "min(ρ·A, clip(ρ, 1 − ε, 1 + ε)·A): a positive advantage is capped at (1 + ε)·A"
+
+
+@exercise("08.last_token_advantage")
+def _last_token_advantage(answer, reward, value):
+    return _close(answer, reward - value), "at the last token there is no next value: A = δ = r − V"

@@ -34,6 +34,9 @@ class Profile:
     dpo_steps: int  # preference-tuning steps of DPO and of its variant (lesson 07)
     dpo_lr: float  # LoRA learning rate for DPO and its variant
     dpo_beta: float  # DPO's β: how far the policy may move from the reference
+    ppo_steps: int  # PPO updates, each on a fresh batch of rollouts (lesson 08)
+    ppo_lr: float  # the policy's learning rate in PPO (full fine-tuning)
+    kl_coef: float  # weight of the per-token KL penalty against the reference in PPO's reward
     minutes_hint: str  # shown in notebooks' time line
 
     def with_overrides(self, **overrides) -> Profile:
@@ -67,6 +70,9 @@ PROFILES = {
         dpo_steps=100,  # hallucination 100 -> 10 / 3 % (seeds 0, 1), task accuracy unchanged; ~22 s
         dpo_lr=2e-3,
         dpo_beta=0.1,
+        ppo_steps=40,  # final KL without the penalty 8-10x the penalised run's (seeds 0, 1); ~20 s a run
+        ppo_lr=6e-4,
+        kl_coef=1.0,
         minutes_hint="CPU (2 cores)",
     ),
     "t4": Profile(
@@ -91,6 +97,9 @@ PROFILES = {
         dpo_steps=200,
         dpo_lr=5e-5,
         dpo_beta=0.1,
+        ppo_steps=100,
+        ppo_lr=1e-6,
+        kl_coef=0.2,
         minutes_hint="T4 GPU",
     ),
 }

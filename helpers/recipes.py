@@ -54,11 +54,11 @@ def load_for_sft(model_id: str, **kwargs):
     return AutoModelForCausalLM.from_pretrained(path, **kwargs), tok
 
 
-def _key(*parts) -> str:
+def _key(*parts, functions: tuple = (), split: str = "sft") -> str:
     h = hashlib.sha256()
-    for fn in (sft_args, load_for_sft, sft_model):
+    for fn in (sft_args, load_for_sft, sft_model, *functions):
         h.update(inspect.getsource(fn).encode())
-    h.update((DATA_DIR / "sft" / "train.jsonl").read_bytes())
+    h.update((DATA_DIR / split / "train.jsonl").read_bytes())
     h.update(json.dumps(parts, sort_keys=True, default=str).encode())
     return h.hexdigest()[:12]
 
@@ -91,6 +91,55 @@ def sft_model(base_model: str, cfg: Profile, seed: int = 0, progress: bool = Tru
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
     trainer.train()
     info = {"base_model": base_model, "steps": cfg.sft_steps, "lr": cfg.sft_lr, "precision": prec.name,
+            "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
+            "train_seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
+
+    def save(tmp: Path) -> None:
+        trainer.model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "build.json").write_text(json.dumps(info, indent=1))
+
+    tiny._atomic_save(folder, save)
+    return folder
+
+
+def reward_model(sft_model_id: str, cfg: Profile, seed: int = 0, progress: bool = True) -> Path:
+    """Folder of a Bradley–Terry reward model on the shipped preference pairs, cached: lesson 06's recipe
+    (``AutoModelForSequenceClassification`` from the SFT model, score head started at zero, ``RewardTrainer``,
+    ``cfg.rm_steps`` at ``cfg.rm_lr``) without its on-policy pairs. Lessons 08 and 09 score rollouts with it.
+
+    ``tiny:rm`` (``helpers.tiny.resolve_model``) is this recipe on ``tiny:sft``. Introduced in 08_ppo_rlhf.ipynb.
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardConfig, RewardTrainer
+
+    from helpers import data, environment, precision, tiny
+
+    sft_path = tiny.resolve_model(sft_model_id, progress=progress)
+    key = _key(sft_model_id, Path(sft_path).name, cfg.rm_steps, cfg.rm_lr, cfg.batch_size, cfg.seq_len, seed,
+               functions=(reward_model,), split="preference")
+    folder = cache_dir() / f"rm-{sft_model_id.replace('/', '--').replace(':', '-')}-{key}"
+    if (folder / "build.json").exists():
+        return folder
+    start = time.perf_counter()
+    prec = precision.choose(environment.pick_device(verbose=False))
+    _, tok = load_for_sft(sft_model_id)
+    model = AutoModelForSequenceClassification.from_pretrained(sft_path, num_labels=1, dtype=prec.load_dtype)
+    model.config.pad_token_id = tok.pad_token_id
+    torch.nn.init.zeros_(model.score.weight)
+    pairs = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")}
+                               for r in data.load_split("preference", "train")])
+    args = RewardConfig(output_dir=tempfile.mkdtemp(prefix="course-rm-"), max_steps=cfg.rm_steps,
+                        learning_rate=cfg.rm_lr, per_device_train_batch_size=cfg.batch_size,
+                        lr_scheduler_type="cosine", warmup_steps=20, max_length=cfg.seq_len,
+                        logging_steps=max(1, cfg.rm_steps // 30), save_strategy="no", seed=seed, report_to="none",
+                        activation_checkpointing=False, disable_tqdm=not progress, **prec.trainer_args)
+    environment.set_seed(seed)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=pairs.shuffle(seed=seed), processing_class=tok)
+    trainer.train()
+    info = {"sft_model": sft_model_id, "steps": cfg.rm_steps, "lr": cfg.rm_lr, "precision": prec.name,
             "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
             "train_seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
 

@@ -27,7 +27,7 @@ def test_paths_follow_the_course_overview():
     assert slugs("balanced") == {"sft", "lora_qlora", "distillation", "quantization", "decoding_kv_cache", "vllm_serving"}
     assert slugs("balanced", optional=True) == slugs("balanced") | {"dpo"}
     assert slugs("inference") == {"sft", "decoding_kv_cache", "quantization", "speculative_decoding", "vllm_serving"}
-    assert slugs("alignment") == {"sft", "reward_model", "dpo", "ppo", "grpo", "evaluation"}
+    assert slugs("alignment") == {"sft", "reward_model", "dpo", "ppo_rlhf", "grpo", "evaluation"}
     assert slugs("complete") == {lesson.slug for lesson in syl.lessons.values()} - {"welcome"}
     assert not any("dpo" in slugs(name) or "grpo" in slugs(name) for name in ("fast-track", "inference"))
 

@@ -65,6 +65,9 @@ def test_exercise_checkers_accept_right_and_reject_wrong_answers():
     assert exercises.check("03.lora_params", 16 * 128 * 384, d_in=128, d_out=384, r=16) is False
     assert exercises.check("03.nf4_bytes", 562_500, n_weights=1_000_000) is True
     assert exercises.check("03.nf4_bytes", 4_000_000, n_weights=1_000_000) is False
+    assert exercises.check("08.clipped_objective", 2.4, ratio=1.5, advantage=2.0, clip=0.2) is True
+    assert exercises.check("08.clipped_objective", 3.0, ratio=1.5, advantage=2.0, clip=0.2) is False
+    assert exercises.check("08.last_token_advantage", 0.7, reward=1.0, value=0.3) is True
     with pytest.raises(KeyError):
         exercises.check("nope", 1)
 

@@ -136,6 +136,21 @@ def test_07_dpo(run):
     assert m["merged_per_task"] == m["dpo_per_task"] and m["merged_hallucination"] == m["dpo_hallucination"]
 
 
+def test_08_ppo_rlhf(run):
+    m = lesson(run, "08")
+    assert m["precision"] == "fp32" and m["ppo_steps"] == 40 and m["kl_coef"] == 1.0
+    assert max(m["gae_max_diff"], m["clip_loss_diff"], m["kl_sum_diff"]) < 1e-5, "PPO's pieces must match by hand"
+    ppo, free, last = m["ppo_evals"], m["free_evals"], str(m["ppo_steps"])
+    assert ppo["0"] == free["0"] and ppo["0"]["kl"] == 0.0, "both runs start from the SFT policy"
+    assert ppo[last]["reward"] >= ppo["0"]["reward"] + 0.25, "with the KL penalty the held-out reward must rise"
+    assert 0 < ppo[last]["kl"] < 0.5 and free[last]["kl"] >= 3 * ppo[last]["kl"], "no penalty: several times the KL"
+    trained = ("capital", "letter")
+    sft, kept, hacked = (sum(m[f"{k}_per_task"][t] for t in trained) / 2 for k in ("sft", "ppo", "free"))
+    assert kept >= sft - 0.05 and hacked <= sft - 0.10, "the penalised run keeps its answers, the free run loses them"
+    assert m["greedy_changed"]["β = 0"] >= 2 * m["greedy_changed"]["β = 1.0"] + 5
+    assert m["rloo_eval"]["reward"] >= ppo["0"]["reward"] + 0.25 and m["rloo_seconds"] > 0, "RLOO ran and learned"
+
+
 def test_every_figure_is_shown_once(run):
     # a plot helper that returned its figure was displayed twice when its call ended a cell
     records, run_dir = run
