@@ -56,11 +56,29 @@ def load_for_sft(model_id: str, **kwargs):
 
 def _key(*parts, functions: tuple = (), split: str = "sft") -> str:
     h = hashlib.sha256()
-    for fn in (sft_args, load_for_sft, sft_model, *functions):
+    for fn in (sft_args, load_for_sft, sft_model, _save_trained, *functions):
         h.update(inspect.getsource(fn).encode())
     h.update((DATA_DIR / split / "train.jsonl").read_bytes())
     h.update(json.dumps(parts, sort_keys=True, default=str).encode())
     return h.hexdigest()[:12]
+
+
+def _save_trained(folder: Path, trainer, tok, start: float, **info) -> Path:
+    """Save a recipe's trained model and tokenizer into its cache ``folder`` atomically, with ``build.json``."""
+    import torch
+
+    from helpers import tiny
+
+    info |= {"losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
+             "train_seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
+
+    def save(tmp: Path) -> None:
+        trainer.model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "build.json").write_text(json.dumps(info, indent=1))
+
+    tiny._atomic_save(folder, save)
+    return folder
 
 
 def sft_model(base_model: str, cfg: Profile, seed: int = 0, progress: bool = True) -> Path:
@@ -69,7 +87,6 @@ def sft_model(base_model: str, cfg: Profile, seed: int = 0, progress: bool = Tru
     The first call trains (on the GPU when there is one) and saves model, tokenizer and ``build.json``
     (steps, losses, seconds); later calls return the folder. Introduced in 03_lora_qlora.ipynb.
     """
-    import torch
     from datasets import Dataset
     from trl import SFTTrainer
 
@@ -90,17 +107,8 @@ def sft_model(base_model: str, cfg: Profile, seed: int = 0, progress: bool = Tru
     environment.set_seed(seed)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
     trainer.train()
-    info = {"base_model": base_model, "steps": cfg.sft_steps, "lr": cfg.sft_lr, "precision": prec.name,
-            "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
-            "train_seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
-
-    def save(tmp: Path) -> None:
-        trainer.model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "build.json").write_text(json.dumps(info, indent=1))
-
-    tiny._atomic_save(folder, save)
-    return folder
+    return _save_trained(folder, trainer, tok, start, base_model=base_model, steps=cfg.sft_steps, lr=cfg.sft_lr,
+                         precision=prec.name)
 
 
 def reward_model(sft_model_id: str, cfg: Profile, seed: int = 0, progress: bool = True) -> Path:
@@ -139,14 +147,5 @@ def reward_model(sft_model_id: str, cfg: Profile, seed: int = 0, progress: bool 
     environment.set_seed(seed)
     trainer = RewardTrainer(model=model, args=args, train_dataset=pairs.shuffle(seed=seed), processing_class=tok)
     trainer.train()
-    info = {"sft_model": sft_model_id, "steps": cfg.rm_steps, "lr": cfg.rm_lr, "precision": prec.name,
-            "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
-            "train_seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
-
-    def save(tmp: Path) -> None:
-        trainer.model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "build.json").write_text(json.dumps(info, indent=1))
-
-    tiny._atomic_save(folder, save)
-    return folder
+    return _save_trained(folder, trainer, tok, start, sft_model=sft_model_id, steps=cfg.rm_steps, lr=cfg.rm_lr,
+                         precision=prec.name)
