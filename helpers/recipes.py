@@ -42,21 +42,29 @@ def load_for_sft(model_id: str, **kwargs):
 
     Introduced in 03_lora_qlora.ipynb.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from helpers import tiny
 
-    path = tiny.resolve_model(model_id)
-    tok = AutoTokenizer.from_pretrained(path)
+    return AutoModelForCausalLM.from_pretrained(tiny.resolve_model(model_id), **kwargs), load_tokenizer(model_id)
+
+
+def load_tokenizer(model_id: str):
+    """The tokenizer of ``load_for_sft`` alone (course chat template, pad token), without loading the weights."""
+    from transformers import AutoTokenizer
+
+    from helpers import tiny
+
+    tok = AutoTokenizer.from_pretrained(tiny.resolve_model(model_id))
     if "{% generation %}" not in (tok.chat_template or ""):
         tok.chat_template = tiny.CHAT_TEMPLATE
     tok.pad_token = tok.pad_token or tok.eos_token
-    return AutoModelForCausalLM.from_pretrained(path, **kwargs), tok
+    return tok
 
 
 def _key(*parts, functions: tuple = (), split: str = "sft") -> str:
     h = hashlib.sha256()
-    for fn in (sft_args, load_for_sft, sft_model, _save_trained, *functions):
+    for fn in (sft_args, load_for_sft, load_tokenizer, sft_model, _save_trained, *functions):
         h.update(inspect.getsource(fn).encode())
     h.update((DATA_DIR / split / "train.jsonl").read_bytes())
     h.update(json.dumps(parts, sort_keys=True, default=str).encode())
@@ -133,7 +141,7 @@ def reward_model(sft_model_id: str, cfg: Profile, seed: int = 0, progress: bool 
         return folder
     start = time.perf_counter()
     prec = precision.choose(environment.pick_device(verbose=False))
-    _, tok = load_for_sft(sft_model_id)
+    tok = load_tokenizer(sft_model_id)  # the weights come from sft_path, into a classifier
     model = AutoModelForSequenceClassification.from_pretrained(sft_path, num_labels=1, dtype=prec.load_dtype)
     model.config.pad_token_id = tok.pad_token_id
     torch.nn.init.zeros_(model.score.weight)
