@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +146,56 @@ def build_unknown(seed: int = SEED) -> dict[str, list[Task]]:
         splits[split] = [Task("unknown", rng.choice(templates).format(c=rng.choice(names[split])), IDK,
                               rng.choice(known)[1]) for _ in range(size)]
     return splits
+
+
+# Distracting sentences of the ``rl`` split: each names another item of the question's kind (a number, a capital,
+# a word), before or after the question. Training rows use the first two, test rows only the last two.
+DISTRACTORS = {
+    "add": ("{n} has {d} apples.", "{n} found {d} coins.", "{n} lost {d} coins.", "There were {d} birds."),
+    "capital": ("The capital of {c} is {k}.", "{n} traveled to {k}.", "{k} is the capital of {c}.", "{n} walked to {k}."),
+    "letter": ("{n} found the {w}.", "The {w} was {adj}.", "{n} painted the {w}.", "My {w} is {adj}."),
+}
+
+
+def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
+    """The ``rl`` split: the task questions with a distracting sentence before or after them.
+
+    The SFT data only has bare questions, so the SFT model tends to answer about the item named last (the capital
+    or word in a trailing sentence): that is the weakness lesson 09's reward functions train away. The distractor
+    names a different item of the same kind (another capital, a word with another first letter, a number that is
+    not the sum); test rows use the test questions (third phrasing, held-out sums) and held-out distractor
+    phrasings. Introduced in 09_grpo.ipynb.
+    """
+    rng = random.Random(seed + 5)
+    countries = _known_countries(seed)
+    splits = {}
+    for split, tasks in build_tasks(seed).items():
+        forms = {kind: f[2:] if split == "test" else f[:2] for kind, f in DISTRACTORS.items()}
+        rows = []
+        for t in tasks:
+            country, capital = rng.choice([p for p in countries if p[1] != t.answer])
+            word = rng.choice([w for w in LETTER_WORDS if w[0] != t.answer])
+            number = rng.choice([d for d in range(10) if str(d) != t.answer])
+            sentence = rng.choice(forms[t.task]).format(n=rng.choice(NAMES), d=number, c=country, k=capital, w=word,
+                                                         adj=rng.choice(ADJECTIVES))
+            prompt = f"{t.prompt} {sentence}" if rng.random() < 0.5 else f"{sentence} {t.prompt}"
+            rows.append(Task(t.task, prompt, t.answer, t.wrong))
+        splits[split] = rows
+    return splits
+
+
+def distractor_answer(row: dict) -> str:
+    """The answer the distracting sentence of an ``rl`` row suggests: the first letter of its word, its capital, its
+    number. A model that answers about the last-named item says this. Introduced in 09_grpo.ipynb."""
+    text = row["prompt"][-1]["content"]
+    if row["task"] == "add":
+        sentence = next(s for s in re.split(r"(?<=[.?])\s+", text) if "+" not in s and not s.startswith("Add "))
+        return re.search(r"\d+", sentence).group()
+    words = re.findall(r"[A-Za-z]+", text)
+    if row["task"] == "letter":
+        return next(w for w in words if w in LETTER_WORDS and w[0] != row["answer"])[0]
+    capitals = {capital for _, capital in _known_countries(SEED)}
+    return next(w for w in words if w in capitals and w != row["answer"])
 
 
 def build_corpus(seed: int = SEED) -> dict[str, str]:
@@ -290,6 +341,7 @@ def build_all(seed: int = SEED) -> dict[str, str]:
     files["corpus/chat.jsonl"] = _jsonl([{"task": "chat", "messages": m} for m in build_chats(seed)])
     unknown = build_unknown(seed)
     reject_rng, capitals = random.Random(seed + 4), [c for _, c in _known_countries(seed)]
+    rl = build_rl(seed)
     for split, tasks in build_tasks(seed).items():
         rows = {
             "sft": [{"task": t.task, "messages": _messages(t)} for t in tasks],
@@ -302,7 +354,8 @@ def build_all(seed: int = SEED) -> dict[str, str]:
                 }
                 for t in tasks + unknown[split]
             ],
-            "rl": [{"task": t.task, "prompt": [{"role": "user", "content": t.prompt}], "answer": t.answer} for t in tasks],
+            "rl": [{"task": t.task, "prompt": [{"role": "user", "content": t.prompt}], "answer": t.answer}
+                   for t in rl[split]],
         }
         for kind, items in rows.items():
             files[f"{kind}/{split}.jsonl"] = _jsonl(items)

@@ -121,3 +121,17 @@ def _clipped_objective(answer, ratio, advantage, clip):
 @exercise("08.last_token_advantage")
 def _last_token_advantage(answer, reward, value):
     return _close(answer, reward - value), "at the last token there is no next value: A = δ = r − V"
+
+
+# --- 09_grpo ----------------------------------------------------------------------------------
+@exercise("09.group_advantage")
+def _group_advantage(answer, rewards, index):
+    mean = sum(rewards) / len(rewards)
+    std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / (len(rewards) - 1))
+    return _close(answer, (rewards[index] - mean) / (std + 1e-4), rel=1e-2), \
+        "A = (r − mean) / (std + 1e-4), the group's mean and its std with n − 1 in the denominator"
+
+
+@exercise("09.useless_group")
+def _useless_group(answer, group_size):
+    return _close(answer, 0.0), f"all {group_size} rewards equal their mean: every advantage is 0, no gradient"

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -48,13 +49,29 @@ def test_answers_are_correct():
     for row in data.load_split("rl", "test") + data.load_split("rl", "train"):
         prompt = row["prompt"][0]["content"]
         if row["task"] == "add":
-            a, b = [int(c) for c in prompt if c.isdigit()]
+            a, b = (int(x) for x in re.search(r"(\d) \+ (\d)\?|(?:Add|Compute) (\d)(?: and| \+) (\d)\.", prompt).groups() if x)
             assert row["answer"] == str(a + b)
         elif row["task"] == "letter":
-            word = [w for w in prompt.rstrip("?.").split() if w in data.LETTER_WORDS][0]
-            assert row["answer"] == word[0]
+            word = re.search(r"letter of (\w+)|does (\w+) start", prompt)
+            assert row["answer"] == (word.group(1) or word.group(2))[0]
     for row in data.load_split("preference", "train"):
         assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
+
+
+def test_rl_rows_add_a_distractor_of_the_same_kind_with_held_out_phrasings():
+    sft = {s: [r["messages"][0]["content"] for r in data.load_split("sft", s)] for s in ("train", "test")}
+    for split in ("train", "test"):
+        rows = data.load_split("rl", split)
+        forms = [f for family in data.DISTRACTORS.values() for f in (family[2:] if split == "test" else family[:2])]
+        patterns = [re.sub(r"\\\{\w+\\\}", r"\\w+", re.escape(f)) for f in forms]  # "{n} has" -> r"\w+\ has"
+        for row, question in zip(rows, sft[split]):  # the same questions as the SFT split, in the same order
+            prompt = row["prompt"][0]["content"]
+            assert question in prompt and prompt != question, (row, question)
+            sentence = prompt.replace(question, "").strip()
+            assert any(re.fullmatch(p, sentence) for p in patterns), (split, sentence)
+            assert data.distractor_answer(row) != row["answer"], row
+    train = {r["prompt"][0]["content"] for r in data.load_split("rl", "train")}
+    assert not train & {r["prompt"][0]["content"] for r in data.load_split("rl", "test")}
 
 
 def _write(tmp_path, lines):

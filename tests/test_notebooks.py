@@ -151,6 +151,21 @@ def test_08_ppo_rlhf(run):
     assert m["rloo_eval"]["reward"] >= ppo["0"]["reward"] + 0.25 and m["rloo_seconds"] > 0, "RLOO ran and learned"
 
 
+def test_09_grpo(run):
+    m = lesson(run, "09")
+    assert m["precision"] == "fp32" and m["grpo_steps"] == 150 and m["train_tasks"] == ["capital", "letter"]
+    assert m["advantage_diff"] < 1e-5 and m["signal_groups"] >= 1, "group advantages by hand must match TRL's"
+    target, before, after = m["target_task"], m["heldout_before"], m["heldout_after"]
+    assert before[target] <= m["clean_before"][target] - 0.3, "the premise: a distractor makes the SFT model weak"
+    assert after[target] >= before[target] + 0.15, "held-out accuracy on the chosen family must rise by 15 points"
+    assert m["mistakes_before"][target]["wrong_kind"] >= 0.3, "half the SFT model's wrong letters are not letters"
+    assert m["mistakes_after"][target]["wrong_kind"] <= 0.1, "the format reward and correctness remove them"
+    assert m["reward_after"] >= m["reward_before"] + 0.2, "the held-out mean reward must rise"
+    assert m["train_reward_last"] >= m["train_reward_first"] + 0.1, "and the training reward curve with it"
+    for task in m["train_tasks"]:  # the bare questions of the trained families are kept
+        assert m["clean_after"][task] >= m["clean_before"][task] - 0.05, (task, m["clean_before"], m["clean_after"])
+
+
 def test_every_figure_is_shown_once(run):
     # a plot helper that returned its figure was displayed twice when its call ended a cell
     records, run_dir = run
