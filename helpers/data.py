@@ -160,11 +160,11 @@ DISTRACTORS = {
 def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
     """The ``rl`` split: the task questions with a distracting sentence before or after them.
 
-    The SFT data only has bare questions, so the SFT model tends to answer about the item named last (the capital
-    or word in a trailing sentence): that is the weakness lesson 09's reward functions train away. The distractor
-    names a different item of the same kind (another capital, a word with another first letter, a number that is
-    not the sum); test rows use the test questions (third phrasing, held-out sums) and held-out distractor
-    phrasings. Introduced in 09_grpo.ipynb.
+    The SFT data only has bare questions, so the SFT model often answers about the distractor's item, or with an
+    answer of another kind (a number to a letter question): the weakness lesson 09's reward functions train away.
+    The distractor names a different item of the same kind (another capital, a word with another first letter, a
+    number that is not the sum); test rows use the test questions (third phrasing, held-out sums) and held-out
+    distractor phrasings. Introduced in 09_grpo.ipynb.
     """
     rng = random.Random(seed + 5)
     countries = _known_countries(seed)

@@ -75,7 +75,7 @@ PROFILES = {
         ppo_steps=40,  # final KL without the penalty 8-10x the penalised run's (seeds 0, 1); ~20 s a run
         ppo_lr=6e-4,
         kl_coef=1.0,
-        grpo_steps=150,  # distracted letters +2x points held out (seeds 0-2); ~50 s on one thread
+        grpo_steps=150,  # held-out letters with a distractor +24/+30/+19 points (seeds 0-2); ~50 s, one thread
         grpo_lr=5e-4,  # at 1e-3 the same gain with more damage to sums; at 2e-3 the policy collapses
         minutes_hint="CPU (2 cores)",
     ),
