@@ -44,16 +44,18 @@ def parse_params(items: list[str]) -> dict:
     return params
 
 
-def prepare(profile: str) -> dict:
+def prepare(profile: str, lessons: list[Lesson] = ()) -> dict:
     """Build the cached models the lessons share, once, before any notebook starts; returns seconds per model.
 
-    Notebooks running in parallel would otherwise each build the same model at the same time.
+    That is ``helpers.tiny.SHARED`` plus the ``models`` the given lessons name in the syllabus. Notebooks running
+    in parallel would otherwise each build the same model at the same time.
     """
     if profile != "tiny":
         return {}
     from helpers import tiny
 
-    return tiny.build_shared()
+    extra = [m for lesson in lessons for m in lesson.models if m not in tiny.SHARED]
+    return tiny.build_shared((*tiny.SHARED, *dict.fromkeys(extra)))
 
 
 def with_probe(lesson: Lesson):
@@ -122,7 +124,7 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
     print(f"path {path} · profile {profile} · {len(ready)} of {len(lessons)} lessons ready · {jobs} at a time · "
           f"output {run_dir}", flush=True)
     start_all = time.perf_counter()
-    prepared = prepare(profile) if ready else {}
+    prepared = prepare(profile, ready) if ready else {}
     parameters = {"PROFILE": profile, **(params or {})}
     records = {}
     for lesson in lessons:

@@ -22,6 +22,7 @@ class Lesson:
     minutes_cpu: int
     hardware: str
     packages: tuple[str, ...] = ()  # installed on Colab/Kaggle beside the course's core packages
+    models: tuple[str, ...] = ()  # cached tiny models it needs beyond helpers.tiny.SHARED (the runner builds them first)
 
     @property
     def stem(self) -> str:
@@ -58,7 +59,8 @@ def load(path: Path = SYLLABUS_FILE) -> Syllabus:
     lessons: dict[str, Lesson] = {}
     for i, entry in enumerate(raw["lessons"]):
         try:
-            lesson = Lesson(**{**entry, "packages": tuple(entry.get("packages", ()))})
+            lesson = Lesson(**{**entry, "packages": tuple(entry.get("packages", ())),
+                               "models": tuple(entry.get("models", ()))})
         except TypeError as err:
             raise ValueError(f"{path}: lessons[{i}]: {err}") from None
         if lesson.number in lessons:

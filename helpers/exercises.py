@@ -135,3 +135,20 @@ def _group_advantage(answer, rewards, index):
 @exercise("09.useless_group")
 def _useless_group(answer, group_size):
     return _close(answer, 0.0), f"all {group_size} rewards equal their mean: every advantage is 0, no gradient"
+
+
+# --- 11_decoding_kv_cache ---------------------------------------------------------------------
+@exercise("11.kv_cache_bytes")
+def _kv_cache_bytes(answer, layers, kv_heads, head_dim, tokens, bytes_per_value):
+    expected = layers * 2 * kv_heads * head_dim * tokens * bytes_per_value
+    return _close(answer, expected), "layers × 2 (key and value) × kv_heads × head_dim × tokens × bytes per value"
+
+
+@exercise("11.top_p_kept")
+def _top_p_kept(answer, probs, p):
+    ordered, total, kept = sorted(probs, reverse=True), 0.0, 0
+    for q in ordered:
+        if total >= p:
+            break
+        total, kept = total + q, kept + 1
+    return answer == kept, "add the largest probabilities until the sum reaches p; the token that reaches it stays"

@@ -20,11 +20,17 @@ def plot_losses(curves: dict[str, list[float]], title: str = "training loss", sm
                 xlabel: str = "step", logy: bool = False, ylabel: str = "loss") -> None:
     """One line per named curve (moving average over ``smooth`` steps), shown once: nothing is returned, so a
     call ending a cell does not display the figure a second time. Introduced in 01_tokenizer_and_pretraining.ipynb."""
+    _show_lines({name: (range(1, len(values) + 1), _smooth(list(values), smooth)) for name, values in curves.items()},
+                title, xlabel, ylabel, logy)
+
+
+def _show_lines(lines: dict, title: str, xlabel: str, ylabel: str, logy: bool, marker: str | None = None) -> None:
+    """Draw ``{name: (xs, ys)}`` as one figure and show it."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    for name, values in curves.items():
-        ax.plot(range(1, len(values) + 1), _smooth(list(values), smooth), label=name)
+    for name, (xs, ys) in lines.items():
+        ax.plot(list(xs), ys, marker=marker, label=name)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if logy:
         ax.set_yscale("log")
@@ -57,3 +63,11 @@ def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str) -> N
     ax.legend()
     fig.tight_layout()
     plt.show()
+
+
+def plot_lines(x: list[float], curves: dict[str, list[float]], xlabel: str, ylabel: str, title: str,
+               logy: bool = False) -> None:
+    """One line with markers per named curve over shared ``x`` values (shown, not returned).
+
+    Introduced in 11_decoding_kv_cache.ipynb."""
+    _show_lines({name: (x, values) for name, values in curves.items()}, title, xlabel, ylabel, logy, marker="o")

@@ -39,6 +39,7 @@ class Profile:
     kl_coef: float  # weight of the per-token KL penalty against the reference in PPO's reward
     grpo_steps: int  # GRPOTrainer steps, each on a fresh batch of sampled groups (lesson 09)
     grpo_lr: float  # the policy's learning rate in GRPO (full fine-tuning)
+    inference_model: str  # the model the inference lessons (11-14) decode, quantize and serve
     minutes_hint: str  # shown in notebooks' time line
 
     def with_overrides(self, **overrides) -> Profile:
@@ -77,6 +78,7 @@ PROFILES = {
         kl_coef=1.0,
         grpo_steps=150,  # held-out letters with a distractor +24/+30/+19 points (seeds 0-2); ~50 s, one thread
         grpo_lr=5e-4,  # at 1e-3 the same gain with more damage to sums; at 2e-3 the policy collapses
+        inference_model="tiny:large",  # ~10M: large enough that a decode step costs more than Python's overhead
         minutes_hint="CPU (2 cores)",
     ),
     "t4": Profile(
@@ -106,6 +108,7 @@ PROFILES = {
         kl_coef=0.2,
         grpo_steps=200,
         grpo_lr=1e-6,
+        inference_model="Qwen/Qwen2.5-1.5B-Instruct",
         minutes_hint="T4 GPU",
     ),
 }
@@ -125,6 +128,7 @@ HUB_SHAPES = {
                               tie_word_embeddings=True),
 }
 HUB_SHAPES["Qwen/Qwen2.5-0.5B-Instruct"] = dict(HUB_SHAPES["Qwen/Qwen2.5-0.5B"])  # same config.json architecture
+HUB_SHAPES["Qwen/Qwen2.5-1.5B-Instruct"] = dict(HUB_SHAPES["Qwen/Qwen2.5-1.5B"])
 
 
 def hub_ids(profile: str = "t4") -> list[str]:

@@ -113,3 +113,16 @@ def test_unknown_path_and_only(tmp_path):
         runner.run_path(syl, "nope", "tiny", out_root=tmp_path)
     with pytest.raises(SystemExit, match="not in path"):
         runner.run_path(syl, "inference", "tiny", only=["03"], out_root=tmp_path)
+
+
+def test_prepare_builds_the_shared_models_and_those_the_lessons_name(monkeypatch):
+    from helpers import tiny
+
+    built = []
+    monkeypatch.setattr(tiny, "build_shared", lambda names: built.append(names) or {})
+    lessons = syllabus.load().lessons
+    assert lessons["11"].models == ("large",)
+    runner.prepare("tiny", [lessons["02"], lessons["11"], lessons["11"]])
+    assert built == [(*tiny.SHARED, "large")], "each extra model once, after the shared ones"
+    runner.prepare("t4", [lessons["11"]])
+    assert len(built) == 1, "the t4 profile loads Hub models: nothing to build"

@@ -11,7 +11,7 @@ from helpers import profiles, standins, tiny
 
 # Parameter counts of the real checkpoints (their model cards / safetensors index): the stand-ins must match.
 OFFICIAL_PARAMETERS = {"Qwen/Qwen2.5-0.5B": 494_032_768, "Qwen/Qwen2.5-0.5B-Instruct": 494_032_768,
-                       "Qwen/Qwen2.5-1.5B": 1_543_714_304}
+                       "Qwen/Qwen2.5-1.5B": 1_543_714_304, "Qwen/Qwen2.5-1.5B-Instruct": 1_543_714_304}
 
 
 def test_every_hub_model_of_the_t4_profile_has_a_shape():

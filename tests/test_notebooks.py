@@ -166,6 +166,20 @@ def test_09_grpo(run):
         assert m["clean_after"][task] >= m["clean_before"][task] - 0.05, (task, m["clean_before"], m["clean_after"])
 
 
+def test_11_decoding_kv_cache(run):
+    m = lesson(run, "11")
+    assert m["model"] == "tiny:large" and m["parameters"] > 5e6 and m["new_tokens"] == 256
+    assert m["filters_match_transformers"], "top-k, top-p and min-p by hand must keep transformers' token sets"
+    assert m["loop_matches_generate"], "the hand-written KV-cache loop must equal generate token for token"
+    assert m["cache_speedup"] >= 3, f"cached decoding must be >= 3x uncached at 256 tokens: {m['cache_speedup']:.2f}"
+    assert abs(m["cache_bytes_measured"] / m["cache_bytes_formula"] - 1) <= 0.10 and m["cache_tokens"] > 256
+    assert abs(m["gqa_cache_saving"] - m["attention_heads"] / m["kv_heads"]) < 0.01
+    rep = m["repetition"]
+    assert rep["greedy"] >= 0.15 and rep["greedy + repetition penalty 1.3"] <= rep["greedy"] - 0.1, rep
+    eager, sdpa = m["kernel_seconds"]["eager"][-1], m["kernel_seconds"]["sdpa"][-1]
+    assert eager >= 1.1 * sdpa, f"SDPA must beat eager attention at {m['seq_lens'][-1]} tokens: {eager:.3f} s vs {sdpa:.3f} s"
+
+
 def test_every_figure_is_shown_once(run):
     # a plot helper that returned its figure was displayed twice when its call ended a cell
     records, run_dir = run
