@@ -30,3 +30,46 @@ def timed(fn: Callable[[], object], device: str = "cpu", repeats: int = 2) -> tu
         synchronize(device)
         best = min(best, time.perf_counter() - start)
     return best, (torch.cuda.max_memory_allocated() if device == "cuda" else None)
+
+
+class AcceptanceCounter:
+    """Count the tokens speculative decoding drafts and the target accepts, read from ``transformers``' own candidate
+    generators (``generate`` does not return them): inside ``with AcceptanceCounter() as counts:`` every
+    ``get_candidates`` call adds its proposed tokens and every ``update_candidate_strategy`` call its ``num_matches``.
+    ``counts.rounds`` lists ``(proposed, accepted)`` per verification step. Introduced in 13_speculative_decoding.ipynb.
+    """
+
+    def __init__(self):
+        from transformers.generation import candidate_generator as cg
+
+        self._classes = (cg.AssistedCandidateGenerator, cg.PromptLookupCandidateGenerator)
+        self._saved: list[tuple[type, str, object]] = []
+        self.rounds: list[list[int]] = []
+
+    def __enter__(self) -> AcceptanceCounter:
+        counter = self
+        for cls in self._classes:
+            get, update = cls.get_candidates, cls.update_candidate_strategy
+            self._saved += [(cls, "get_candidates", get), (cls, "update_candidate_strategy", update)]
+
+            def get_candidates(self, input_ids, *args, _get=get, **kwargs):
+                ids, logits = _get(self, input_ids, *args, **kwargs)
+                counter.rounds.append([ids.shape[1] - input_ids.shape[1], 0])
+                return ids, logits
+
+            def update_candidate_strategy(self, input_ids, scores, num_matches, _update=update):
+                counter.rounds[-1][1] = int(num_matches)
+                return _update(self, input_ids, scores, num_matches)
+
+            cls.get_candidates, cls.update_candidate_strategy = get_candidates, update_candidate_strategy
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for cls, name, fn in self._saved:
+            setattr(cls, name, fn)
+
+    @property
+    def acceptance(self) -> float:
+        """Accepted draft tokens / drafted tokens (0 when nothing was drafted)."""
+        proposed = sum(p for p, _ in self.rounds)
+        return sum(a for _, a in self.rounds) / proposed if proposed else 0.0

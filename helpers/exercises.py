@@ -152,3 +152,18 @@ def _top_p_kept(answer, probs, p):
             break
         total, kept = total + q, kept + 1
     return answer == kept, "add the largest probabilities until the sum reaches p; the token that reaches it stays"
+
+
+# --- 13_speculative_decoding ------------------------------------------------------------------
+@exercise("13.expected_tokens")
+def _expected_tokens(answer, acceptance, k):
+    expected = (1 - acceptance ** (k + 1)) / (1 - acceptance)
+    return _close(answer, expected, rel=1e-2), "1 + α + α² + … + α^k: the i-th guess counts only if all before it did"
+
+
+@exercise("13.step_tokens")
+def _step_tokens(answer, guesses, choices):
+    n = 0
+    while n < len(guesses) and guesses[n] == choices[n]:
+        n += 1
+    return answer == n + 1, "the agreeing prefix of the guesses, plus the target's own token at the first disagreement"

@@ -40,6 +40,7 @@ class Profile:
     grpo_steps: int  # GRPOTrainer steps, each on a fresh batch of sampled groups (lesson 09)
     grpo_lr: float  # the policy's learning rate in GRPO (full fine-tuning)
     inference_model: str  # the model the inference lessons (11-14) decode, quantize and serve
+    draft_model: str  # a small model with the inference model's tokenizer, speculative decoding's draft (lesson 13)
     minutes_hint: str  # shown in notebooks' time line
 
     def with_overrides(self, **overrides) -> Profile:
@@ -79,6 +80,7 @@ PROFILES = {
         grpo_steps=150,  # held-out letters with a distractor +24/+30/+19 points (seeds 0-2); ~50 s, one thread
         grpo_lr=5e-4,  # at 1e-3 the same gain with more damage to sums; at 2e-3 the policy collapses
         inference_model="tiny:large",  # ~10M: large enough that a decode step costs more than Python's overhead
+        draft_model="tiny:draft",  # 0.15M, 67x smaller
         minutes_hint="CPU (2 cores)",
     ),
     "t4": Profile(
@@ -109,6 +111,7 @@ PROFILES = {
         grpo_steps=200,
         grpo_lr=1e-6,
         inference_model="Qwen/Qwen2.5-1.5B-Instruct",
+        draft_model="Qwen/Qwen2.5-0.5B-Instruct",
         minutes_hint="T4 GPU",
     ),
 }

@@ -180,6 +180,19 @@ def test_11_decoding_kv_cache(run):
     assert eager >= 1.1 * sdpa, f"SDPA must beat eager attention at {m['seq_lens'][-1]} tokens: {eager:.3f} s vs {sdpa:.3f} s"
 
 
+def test_13_speculative_decoding(run):
+    m = lesson(run, "13")
+    assert m["target"] == "tiny:large" and m["draft"] == "tiny:draft" and m["size_ratio"] >= 10
+    assert m["rule_matches_library"], "greedy verification by hand must equal the library's first step"
+    assert m["identical_to_greedy"], "speculative decoding must not change greedy output"
+    assert m["best_speedup"] >= 1.5, f"the best method must be >= 1.5x plain greedy: {m['best_method']} {m['best_speedup']:.2f}"
+    results = m["results"]
+    assert all(0 < r["acceptance"] <= 1 for r in results.values()), "acceptance is read from the candidate generators"
+    lookup = [r for key, r in results.items() if key.startswith("prompt lookup / repetitive")]
+    story = [r for key, r in results.items() if key.startswith("prompt lookup / story")]
+    assert max(r["acceptance"] for r in lookup) > max(r["acceptance"] for r in story), "lookup needs repetition"
+
+
 def test_every_figure_is_shown_once(run):
     # a plot helper that returned its figure was displayed twice when its call ended a cell
     records, run_dir = run
