@@ -16,12 +16,14 @@ Decisions (made by :func:`plan`, a pure function the tests feed with fake enviro
   are installed, and only those not already at the pinned version;
 - a torchao older than 0.16 is uninstalled: peft >= 0.19 refuses to import beside it (Colab ships 0.10).
 
-Runs in well under two minutes on a fresh Colab runtime (wheels only) and prints what it did.
+Runs in well under two minutes on a fresh Colab runtime (wheels only) and prints what it did; lesson 12's
+llama-cpp-python compiles from source (~10 minutes, once per runtime).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import subprocess
 import sys
@@ -35,6 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 NEVER_INSTALL = {"torch"}  # the platform's build stays
 TORCHAO_MINIMUM = (0, 16)  # peft's own minimum (peft/import_utils.py)
 MIN_PYTHON = (3, 11)
+# llama-cpp-python compiles llama.cpp from source (no CPU wheel on PyPI): only the library, not its tools, examples,
+# tests or the multimodal part. The Makefile passes the same flags.
+LLAMA_CMAKE_ARGS = "-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF"
 
 
 def canonical(name: str) -> str:
@@ -151,8 +156,11 @@ def main(lesson: str | None = None, dry_run: bool = False) -> Plan:
     if decided.install:
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
             constraints.write("\n".join(decided.constraints) + "\n")
+        if any(p.startswith("llama-cpp-python") for p in decided.install):
+            print("  compiling llama-cpp-python (llama.cpp from source): ~10 min, once per runtime")
+        env = {**os.environ, "CMAKE_ARGS": os.environ.get("CMAKE_ARGS", LLAMA_CMAKE_ARGS)}
         subprocess.run([*pip, "install", "-q", "--prefer-binary", "-c", constraints.name, *decided.install],
-                       check=True)
+                       check=True, env=env)
     print(f"  done in {time.perf_counter() - start:.0f}s; {len(decided.constraints)} packages held at their "
           "installed versions")
     return decided

@@ -1,11 +1,13 @@
 """Evaluation basics: batched greedy generation, exact-match accuracy per task, perplexity.
 
-Introduced in 01_tokenizer_and_pretraining.ipynb (perplexity) and 02_sft.ipynb (generation, accuracy).
+Introduced in 01_tokenizer_and_pretraining.ipynb (perplexity), 02_sft.ipynb (generation, accuracy) and
+12_quantization.ipynb (completions with one right answer, for a base model).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 
 import torch
@@ -103,3 +105,62 @@ def perplexity(model, rows: torch.Tensor, batch_size: int = 32) -> float:
         count += n
     model.train(was_training)
     return math.exp(total / count)
+
+
+@torch.no_grad()
+def next_token_accuracy(model, rows: torch.Tensor, batch_size: int = 32) -> float:
+    """Share of positions in packed token rows where the model's top token is the next one: the held-out
+    accuracy of a base model at its own task. Introduced in 12_quantization.ipynb."""
+    device = next(model.parameters()).device
+    hits = 0
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size].to(device)
+        hits += (model(input_ids=batch).logits[:, :-1].argmax(-1) == batch[:, 1:]).sum().item()
+    return hits / (rows.numel() - rows.shape[0])
+
+
+# Completions with one right answer, for a base model (no chat template): the regex's group 1 is the answer.
+CLOZE = {
+    "sums": r"\d \+ \d = (\d+)\.",
+    "last word": r"the last word is (\w+)\.",
+    "capitals": r"The capital of \w+ is (\w+)\.",
+}
+
+
+def cloze_items(texts: list[str], per_task: int = 40) -> list[dict]:
+    """Up to ``per_task`` completions of each :data:`CLOZE` family found in ``texts`` (held-out documents): the
+    document up to the answer as ``prompt``, the ``answer``, and the ``task``. Introduced in 12_quantization.ipynb."""
+    found: dict[str, list[dict]] = {task: [] for task in CLOZE}
+    for text in texts:
+        for task, pattern in CLOZE.items():
+            for match in re.finditer(pattern, text):
+                if len(found[task]) < per_task:
+                    found[task].append({"prompt": text[:match.start(1)].rstrip(" "), "answer": match.group(1),
+                                        "task": task})
+    return [row for rows in found.values() for row in rows]
+
+
+@torch.no_grad()
+def complete(model, tokenizer, prompts: list[str], max_new_tokens: int = 4, batch_size: int = 32) -> list[str]:
+    """Greedy continuations of plain-text ``prompts``, batched with left padding. Introduced in 12_quantization.ipynb."""
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    texts = []
+    for start in range(0, len(prompts), batch_size):
+        enc = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True).to(device)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+        texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return texts
+
+
+def cloze_accuracy(continuations: list[str], items: list[dict]) -> dict:
+    """Share of continuations whose first word is the item's answer, overall and per task.
+    Introduced in 12_quantization.ipynb."""
+    hits = defaultdict(list)
+    for text, item in zip(continuations, items, strict=True):
+        words = re.findall(r"\w+", text)
+        hits[item["task"]].append(bool(words) and words[0] == item["answer"])
+    everything = [hit for task_hits in hits.values() for hit in task_hits]
+    return {"accuracy": sum(everything) / len(everything),
+            "per_task": {task: sum(v) / len(v) for task, v in sorted(hits.items())}}

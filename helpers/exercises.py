@@ -154,6 +154,12 @@ def _top_p_kept(answer, probs, p):
     return answer == kept, "add the largest probabilities until the sum reaches p; the token that reaches it stays"
 
 
+# --- 12_quantization ---------------------------------------------------------------------------
+@exercise("12.bits_per_weight")
+def _bits_per_weight(answer, code_bits, block, scale_bits):
+    return _close(answer, code_bits + scale_bits / block), "the code's bits, plus the block's scale shared by its weights"
+
+
 # --- 13_speculative_decoding ------------------------------------------------------------------
 @exercise("13.expected_tokens")
 def _expected_tokens(answer, acceptance, k):

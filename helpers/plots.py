@@ -71,3 +71,19 @@ def plot_lines(x: list[float], curves: dict[str, list[float]], xlabel: str, ylab
 
     Introduced in 11_decoding_kv_cache.ipynb."""
     _show_lines({name: (x, values) for name, values in curves.items()}, title, xlabel, ylabel, logy, marker="o")
+
+
+def plot_scatter(points: dict[str, tuple[float, float]], xlabel: str, ylabel: str, title: str) -> None:
+    """One labelled point per name, e.g. each format's (size, tokens/s) (shown, not returned).
+
+    Introduced in 12_quantization.ipynb."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, (x, y) in points.items():
+        ax.scatter([x], [y], s=40)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    plt.show()

@@ -56,9 +56,10 @@ SIZES = {
     "base": TinySize(128, 384, 4, 4, 2),  # the course's default model and teacher (~0.9M parameters)
     "draft": TinySize(64, 192, 2, 2, 1),  # a smaller student / draft model sharing the tokenizer
     "small": TinySize(512, 1536, 8, 8, 4, 512),  # for the t4 profile's pretraining lesson (~28M)
-    # the inference lessons' target (~10M): deep enough that a decode step costs more than Python's overhead, one
-    # KV head for five query heads (GQA: a 5x smaller KV cache than multi-head attention), 512 positions
-    "large": TinySize(320, 1024, 8, 5, 1, 512),
+    # the inference lessons' target (~14M): wide enough that a decode step costs more than Python's overhead, two
+    # KV heads for eight query heads (GQA: a 4x smaller KV cache than multi-head attention), 512 positions; every
+    # matrix is a multiple of 256 wide, as llama.cpp's k-quants need (lesson 12: else they fall back to 5-bit types)
+    "large": TinySize(512, 1024, 6, 8, 2, 512),
 }
 
 

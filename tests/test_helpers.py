@@ -65,6 +65,8 @@ def test_exercise_checkers_accept_right_and_reject_wrong_answers():
     assert exercises.check("03.lora_params", 16 * 128 * 384, d_in=128, d_out=384, r=16) is False
     assert exercises.check("03.nf4_bytes", 562_500, n_weights=1_000_000) is True
     assert exercises.check("03.nf4_bytes", 4_000_000, n_weights=1_000_000) is False
+    assert exercises.check("12.bits_per_weight", 4.5, code_bits=4, block=64, scale_bits=32) is True
+    assert exercises.check("12.bits_per_weight", 4, code_bits=4, block=64, scale_bits=32) is False
     assert exercises.check("08.clipped_objective", 2.4, ratio=1.5, advantage=2.0, clip=0.2) is True
     assert exercises.check("08.clipped_objective", 3.0, ratio=1.5, advantage=2.0, clip=0.2) is False
     assert exercises.check("08.last_token_advantage", 0.7, reward=1.0, value=0.3) is True
@@ -81,3 +83,34 @@ def test_attention_params_exercise_matches_the_model():
     model = LlamaForCausalLM(config)
     counted = sum(p.numel() for n, p in model.named_parameters() if any(k in n for k in ("q_proj", "k_proj", "v_proj", "o_proj")))
     assert exercises.check("01.attention_params", counted, config=config) is True
+
+
+def test_stored_bytes_counts_tied_weights_once_and_filters_linear_layers():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from helpers import quantization
+
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    params = sum(p.numel() for p in model.parameters())  # parameters() yields a tied weight once
+    assert quantization.stored_bytes(model) == 4 * params
+    linear = sum(p.numel() for n, p in model.named_parameters() if n.endswith("_proj.weight"))
+    assert quantization.stored_bytes(model, quantization.in_linear_layers) == 4 * linear
+    assert quantization.in_linear_layers("blk.3.ffn_down.weight") and quantization.in_linear_layers("blk.0.attn_q.weight")
+    assert not quantization.in_linear_layers("blk.0.attn_norm.weight")
+    assert not quantization.in_linear_layers("token_embd.weight")
+    assert torch.is_tensor(next(iter(model.state_dict().values())))
+
+
+def test_cloze_items_and_accuracy():
+    from helpers import evaluation
+
+    texts = ["Ada had 2 coins. 3 + 4 = 7. In the list cat dog the last word is dog.",
+             "The capital of Ruvia is Lune. 1 + 1 = 2."]
+    items = evaluation.cloze_items(texts, per_task=1)
+    assert [(i["task"], i["answer"]) for i in items] == [("sums", "7"), ("last word", "dog"), ("capitals", "Lune")]
+    assert items[0]["prompt"] == "Ada had 2 coins. 3 + 4 ="
+    scores = evaluation.cloze_accuracy([" 7.", " cat dog", " Lune. The"], items)
+    assert scores["accuracy"] == 2 / 3 and scores["per_task"]["last word"] == 0.0

@@ -79,3 +79,8 @@ def test_dry_run_in_this_environment_installs_nothing(capsys):
     assert plan.install == [] and plan.uninstall == []
     out = capsys.readouterr().out
     assert "course install for lesson 03" in out and "keep torch" in out
+
+
+def test_llama_cpp_is_built_with_the_same_flags_everywhere():
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert f"LLAMA_CMAKE_ARGS := {install['LLAMA_CMAKE_ARGS']}" in makefile

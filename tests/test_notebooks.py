@@ -180,6 +180,32 @@ def test_11_decoding_kv_cache(run):
     assert eager >= 1.1 * sdpa, f"SDPA must beat eager attention at {m['seq_lens'][-1]} tokens: {eager:.3f} s vs {sdpa:.3f} s"
 
 
+def test_12_quantization(run):
+    m = lesson(run, "12")
+    assert m["model"] == "tiny:large"
+    assert m["int8_codes_identical"] >= 0.999, "absmax int8 by hand must give bitsandbytes' codes"
+    assert m["nf4_table_max_diff"] < 1e-6 and m["nf4_hand_vs_library"] < 1e-6, "NF4 by hand must equal bitsandbytes'"
+    err = m["relative_error"]
+    assert err["NF4, per block of 64"] < 0.8 * err["4-bit evenly spaced, per row"], err
+    ppl = m["rounded_ppl"]
+    assert ppl["2"] >= 1.1 * ppl["8"], f"ternary rounding must visibly hurt: {ppl}"
+    assert m["gguf_conversion_logit_diff"] < 0.05, "the f32 GGUF must compute the PyTorch model's logits"
+    r = m["results"]
+    fp32 = r["fp32"]
+    for name, bits in [("bnb int8", 8), ("quanto int8", 8), ("gguf q8_0", 8), ("bnb nf4", 4), ("bnb fp4", 4),
+                       ("gguf q4_k_m", 4)]:
+        shrink = fp32["linear MB"] / r[name]["linear MB"]
+        assert shrink >= (3.5 if bits == 8 else 6.0), f"{name}: quantized layers only {shrink:.2f}x smaller"
+        assert r[name]["model MB"] < fp32["model MB"], name
+        rise = r[name]["perplexity"] / fp32["perplexity"] - 1
+        assert rise <= (0.02 if bits == 8 else 0.10), f"{name}: perplexity +{rise:.1%}"
+        assert abs(r[name]["next-token accuracy"] - fp32["next-token accuracy"]) <= 0.02, name
+    assert abs(r["gguf f32"]["perplexity"] / fp32["perplexity"] - 1) < 1e-3, "same model, same perplexity"
+    speedup = r["gguf q4_k_m"]["tokens/s"] / r["gguf f32"]["tokens/s"]
+    assert speedup >= 2, f"llama.cpp q4_K_M must decode >= 2x faster than its f32: {speedup:.2f}"
+    assert m["gguf_fallback_tensors"] == 0, "k-quants need rows a multiple of 256 wide"
+
+
 def test_13_speculative_decoding(run):
     m = lesson(run, "13")
     assert m["target"] == "tiny:large" and m["draft"] == "tiny:draft" and m["size_ratio"] >= 10
