@@ -9,6 +9,7 @@ Introduced in 00_welcome.ipynb (loading) and 01_tokenizer_and_pretraining.ipynb 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import re
@@ -100,6 +101,11 @@ TEMPLATES = {
 TASK_NAMES = tuple(TEMPLATES)
 
 
+def _phrasings(forms: tuple[str, ...], split: str) -> tuple[str, ...]:
+    """The phrasings a split may use: the first two in train and validation, the held-out rest in test."""
+    return forms[2:] if split == "test" else forms[:2]
+
+
 def build_tasks(seed: int = SEED) -> dict[str, list[Task]]:
     """Make the train / validation / test task splits (see TEMPLATES for what the test split holds back)."""
     rng = random.Random(seed)
@@ -113,7 +119,8 @@ def build_tasks(seed: int = SEED) -> dict[str, list[Task]]:
         rows = []
         for i in range(size):
             kind = TASK_NAMES[i % len(TASK_NAMES)]
-            template = TEMPLATES[kind][2] if split == "test" else rng.choice(TEMPLATES[kind][:2])
+            phrasings = _phrasings(TEMPLATES[kind], split)
+            template = phrasings[0] if split == "test" else rng.choice(phrasings)
             if kind == "add":
                 a, b = rng.choice(pair_split[split])
                 wrong = a + b + rng.choice([-1, 1]) if a + b > 0 else 1
@@ -142,7 +149,7 @@ def build_unknown(seed: int = SEED) -> dict[str, list[Task]]:
     names = _unknown_countries(known, rng)
     splits = {}
     for split, size in UNKNOWN_ROWS.items():
-        templates = TEMPLATES["capital"][2:] if split == "test" else TEMPLATES["capital"][:2]
+        templates = _phrasings(TEMPLATES["capital"], split)
         splits[split] = [Task("unknown", rng.choice(templates).format(c=rng.choice(names[split])), IDK,
                               rng.choice(known)[1]) for _ in range(size)]
     return splits
@@ -170,7 +177,7 @@ def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
     countries = _known_countries(seed)
     splits = {}
     for split, tasks in build_tasks(seed).items():
-        forms = {kind: f[2:] if split == "test" else f[:2] for kind, f in DISTRACTORS.items()}
+        forms = {kind: _phrasings(f, split) for kind, f in DISTRACTORS.items()}
         rows = []
         for t in tasks:
             country, capital = rng.choice([p for p in countries if p[1] != t.answer])
@@ -194,8 +201,12 @@ def distractor_answer(row: dict) -> str:
     words = re.findall(r"[A-Za-z]+", text)
     if row["task"] == "letter":
         return next(w for w in words if w in LETTER_WORDS and w[0] != row["answer"])[0]
-    capitals = {capital for _, capital in _known_countries(SEED)}
-    return next(w for w in words if w in capitals and w != row["answer"])
+    return next(w for w in words if w in _known_capitals() and w != row["answer"])
+
+
+@functools.cache
+def _known_capitals() -> frozenset[str]:
+    return frozenset(capital for _, capital in _known_countries(SEED))
 
 
 def build_corpus(seed: int = SEED) -> dict[str, str]:
