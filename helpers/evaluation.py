@@ -27,22 +27,30 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
     ``sampling``: extra ``model.generate`` arguments, e.g. ``do_sample=True, temperature=1.5,
     num_return_sequences=n`` (then the n replies of each prompt follow each other). Introduced in 02_sft.ipynb.
     """
+    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    replies = _continue(model, tokenizer, texts, max_new_tokens, batch_size, progress, add_special_tokens=False,
+                        eos_token_id=stop_token_ids(tokenizer), **sampling)
+    return [r.strip() for r in replies]
+
+
+def _continue(model, tokenizer, texts: list[str], max_new_tokens: int, batch_size: int, progress: bool = False,
+              add_special_tokens: bool = True, **kwargs) -> list[str]:
+    """Decoded continuations of ``texts``, batched with left padding: greedy unless ``kwargs`` say otherwise."""
     from tqdm.auto import tqdm
 
     tokenizer.padding_side = "left"
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    replies: list[str] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="generate", disable=not progress):
-        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                 for p in prompts[start:start + batch_size]]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, eos_token_id=stop_token_ids(tokenizer),
-                             pad_token_id=tokenizer.pad_token_id, **{"do_sample": False, **sampling})
-        replies += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    out_texts: list[str] = []
+    for start in tqdm(range(0, len(texts), batch_size), desc="generate", disable=not progress):
+        enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                        add_special_tokens=add_special_tokens).to(device)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                             **{"do_sample": False, **kwargs})
+        out_texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     model.train(was_training)
-    return [r.strip() for r in replies]
+    return out_texts
 
 
 def normalize(text: str) -> str:
@@ -83,7 +91,13 @@ def score_replies(replies: list[str], rows: list[dict]) -> dict:
     hits = defaultdict(list)
     for row, reply, ref in zip(rows, replies, split_messages(rows)[1], strict=True):
         hits[row["task"]].append(exact_match(reply, ref))
-    return {"accuracy": sum(sum(v) for v in hits.values()) / len(rows),
+    return _by_task(hits)
+
+
+def _by_task(hits: dict[str, list[bool]]) -> dict:
+    """``{"accuracy", "per_task"}`` from the hits of each task."""
+    everything = [hit for task_hits in hits.values() for hit in task_hits]
+    return {"accuracy": sum(everything) / len(everything),
             "per_task": {task: sum(v) / len(v) for task, v in sorted(hits.items())}}
 
 
@@ -143,15 +157,7 @@ def cloze_items(texts: list[str], per_task: int = 40) -> list[dict]:
 @torch.no_grad()
 def complete(model, tokenizer, prompts: list[str], max_new_tokens: int = 4, batch_size: int = 32) -> list[str]:
     """Greedy continuations of plain-text ``prompts``, batched with left padding. Introduced in 12_quantization.ipynb."""
-    tokenizer.padding_side = "left"
-    device = next(model.parameters()).device
-    texts = []
-    for start in range(0, len(prompts), batch_size):
-        enc = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True).to(device)
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id)
-        texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    return texts
+    return _continue(model, tokenizer, prompts, max_new_tokens, batch_size)
 
 
 def cloze_accuracy(continuations: list[str], items: list[dict]) -> dict:
@@ -161,6 +167,4 @@ def cloze_accuracy(continuations: list[str], items: list[dict]) -> dict:
     for text, item in zip(continuations, items, strict=True):
         words = re.findall(r"\w+", text)
         hits[item["task"]].append(bool(words) and words[0] == item["answer"])
-    everything = [hit for task_hits in hits.values() for hit in task_hits]
-    return {"accuracy": sum(everything) / len(everything),
-            "per_task": {task: sum(v) / len(v) for task, v in sorted(hits.items())}}
+    return _by_task(hits)
