@@ -173,3 +173,16 @@ def _step_tokens(answer, guesses, choices):
     while n < len(guesses) and guesses[n] == choices[n]:
         n += 1
     return answer == n + 1, "the agreeing prefix of the guesses, plus the target's own token at the first disagreement"
+
+
+# --- 14_serving --------------------------------------------------------------------------------
+@exercise("14.kv_blocks")
+def _kv_blocks(answer, prompt_tokens, new_tokens, block_size):
+    return answer == math.ceil((prompt_tokens + new_tokens) / block_size), \
+        "every token's keys and values live in a block; a partly filled last block still counts"
+
+
+@exercise("14.littles_law")
+def _littles_law(answer, in_flight, latency_s):
+    return _close(answer, in_flight / latency_s, rel=1e-2), \
+        "requests in flight = throughput × time each spends in the system (Little's law)"

@@ -24,9 +24,9 @@ def test_paths_follow_the_course_overview():
         return {lesson.slug for lesson in syl.path_lessons(name, optional)} - {"welcome"}
 
     assert slugs("fast-track") == {"sft", "lora_qlora", "quantization", "evaluation"}
-    assert slugs("balanced") == {"sft", "lora_qlora", "distillation", "quantization", "decoding_kv_cache", "vllm_serving"}
+    assert slugs("balanced") == {"sft", "lora_qlora", "distillation", "quantization", "decoding_kv_cache", "serving"}
     assert slugs("balanced", optional=True) == slugs("balanced") | {"dpo"}
-    assert slugs("inference") == {"sft", "decoding_kv_cache", "quantization", "speculative_decoding", "vllm_serving"}
+    assert slugs("inference") == {"sft", "decoding_kv_cache", "quantization", "speculative_decoding", "serving"}
     assert slugs("alignment") == {"sft", "reward_model", "dpo", "ppo_rlhf", "grpo", "evaluation"}
     assert slugs("complete") == {lesson.slug for lesson in syl.lessons.values()} - {"welcome"}
     assert not any("dpo" in slugs(name) or "grpo" in slugs(name) for name in ("fast-track", "inference"))

@@ -67,6 +67,14 @@ def test_exercise_checkers_accept_right_and_reject_wrong_answers():
     assert exercises.check("03.nf4_bytes", 4_000_000, n_weights=1_000_000) is False
     assert exercises.check("12.bits_per_weight", 4.5, code_bits=4, block=64, scale_bits=32) is True
     assert exercises.check("12.bits_per_weight", 4, code_bits=4, block=64, scale_bits=32) is False
+    assert exercises.check("13.expected_tokens", 1 + 0.5 + 0.25, acceptance=0.5, k=2) is True
+    assert exercises.check("13.step_tokens", 3, guesses=[7, 3, 9], choices=[7, 3, 5, 2]) is True
+    assert exercises.check("13.step_tokens", 2, guesses=[7, 3, 9], choices=[7, 3, 5, 2]) is False
+    assert exercises.check("14.kv_blocks", 8, prompt_tokens=100, new_tokens=28, block_size=16) is True
+    assert exercises.check("14.kv_blocks", 9, prompt_tokens=100, new_tokens=29, block_size=16) is True
+    assert exercises.check("14.kv_blocks", 8, prompt_tokens=100, new_tokens=29, block_size=16) is False
+    assert exercises.check("14.littles_law", 4, in_flight=8, latency_s=2) is True
+    assert exercises.check("14.littles_law", 16, in_flight=8, latency_s=2) is False
     assert exercises.check("08.clipped_objective", 2.4, ratio=1.5, advantage=2.0, clip=0.2) is True
     assert exercises.check("08.clipped_objective", 3.0, ratio=1.5, advantage=2.0, clip=0.2) is False
     assert exercises.check("08.last_token_advantage", 0.7, reward=1.0, value=0.3) is True

@@ -219,6 +219,30 @@ def test_13_speculative_decoding(run):
     assert max(r["acceptance"] for r in lookup) > max(r["acceptance"] for r in story), "lookup needs repetition"
 
 
+def test_14_serving(run):
+    m = lesson(run, "14")
+    assert m["engine"] == "transformers" and m["model"] == "tiny:large" and m["served_models"] == ["tiny:large"]
+    assert m["served_equals_local"] == 1.0, "on CPU in fp32 the served greedy text must equal generate's"
+    assert m["streamed_same"] and m["streamed_chunks"] >= 10 and m["first_chunk_s"] < m["stream_total_s"] / 2
+    assert m["auth_status"] == {"no key": 401, "wrong key": 401, "right key": 200}
+    assert m["client_wrong_key_status"] == 401 and m["no_completion_without_key"]
+    assert len(m["bad_request_status"]) == 5 and all(400 <= s < 500 for s in m["bad_request_status"].values())
+    assert m["served_after_bad"], "the server must keep serving after bad requests"
+    assert m["concurrency_gain"] >= 2, f"8 in flight must give >= 2x the requests/s of 1: {m['concurrency_gain']:.2f}"
+    assert m["one_at_a_time_gain"] < 1.5 < m["concurrency_gain"], "the gain comes from batching, not from overlap"
+    tokens = {c: r["tokens"] for c, r in m["batched"].items()}
+    assert len(set(tokens.values())) == 1 and min(tokens.values()) > 16 * 16, f"same work at every level: {tokens}"
+    assert not m["left_running"] and not m["port_open"]
+
+
+def test_no_server_outlives_its_lesson(run):
+    import psutil
+
+    survivors = [p.info for p in psutil.process_iter(["pid", "cmdline"])
+                 if "helpers.serving" in " ".join(p.info["cmdline"] or [])]
+    assert not survivors, f"lesson 14 left server processes behind: {survivors}"
+
+
 def test_every_figure_is_shown_once(run):
     # a plot helper that returned its figure was displayed twice when its call ended a cell
     records, run_dir = run

@@ -1,0 +1,320 @@
+"""Serving (14_serving.ipynb): run an OpenAI-compatible server as a child process, wait for it, load it, stop it.
+
+Two engines, one client. On a GPU the lesson runs ``vllm serve``; on a CPU it runs this module::
+
+    python -m helpers.serving MODEL_DIR --served-model-name tiny:sft --api-key KEY --port 8123
+
+which is ``transformers serve`` (continuous batching on; ``--max-num-seqs 1`` turns it off) with the three
+things vLLM's server has and it lacks, added around its FastAPI app: an API key on ``/v1/*`` (401 without it),
+request checks that answer 400 with a message instead of a 500 (body not JSON, ``messages`` missing or malformed,
+``max_tokens`` absurd, unknown model), and a ``/v1/models`` that lists the served model under its public name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import concurrent.futures
+import ctypes
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+COMPLETION_PATHS = ("/v1/chat/completions", "/v1/completions")
+PAGE_SIZE = 256  # tokens per block of the paged KV cache (ContinuousBatchingConfig.page_size's default)
+
+
+def error_body(message: str, code: str, kind: str = "invalid_request_error") -> dict:
+    """An error in the OpenAI API's shape, which the ``openai`` client turns into its exception's message."""
+    return {"error": {"message": message, "type": kind, "code": code}}
+
+
+def check_request(path: str, body, served_name: str, max_model_len: int) -> str | None:
+    """What is wrong with a completion request's parsed JSON body, in a sentence, or None when it is fine."""
+    if not isinstance(body, dict):
+        return f"the request body must be a JSON object, got {type(body).__name__}"
+    if body.get("model") not in (None, served_name):
+        return f"model {body['model']!r} is not served here; GET /v1/models lists {served_name!r}"
+    if path.endswith("/chat/completions"):
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return "'messages' must be a non-empty list of {\"role\": ..., \"content\": ...} objects"
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or "role" not in message or "content" not in message:
+                return f"messages[{i}] must be an object with 'role' and 'content', got {message!r}"
+    elif not isinstance(body.get("prompt"), str):
+        return "'prompt' is required: a string"
+    for field in ("max_tokens", "max_completion_tokens"):
+        value = body.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"'{field}' must be a positive integer, got {value!r}"
+        if value > max_model_len:
+            return f"'{field}' is {value}, more than this model's context of {max_model_len} tokens"
+    return None
+
+
+class Guard:
+    """ASGI middleware: the API key on ``/v1/*`` and :func:`check_request` on completion requests.
+
+    A request that passes is handed on with ``model`` set to the folder the engine loaded (transformers serve
+    pins a forced model by that name).
+    """
+
+    def __init__(self, app, api_key: str, served_name: str, engine_name: str, max_model_len: int):
+        self.app, self.api_key, self.served_name = app, api_key, served_name
+        self.engine_name, self.max_model_len = engine_name, max_model_len
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if headers.get(b"authorization", b"").decode() != f"Bearer {self.api_key}":
+            return await self._reply(send, 401, error_body("missing or wrong API key: send the header "
+                                                           "'Authorization: Bearer <key>'", "invalid_api_key"))
+        if scope["method"] != "POST" or scope["path"] not in COMPLETION_PATHS:
+            return await self.app(scope, receive, send)
+        raw, more = b"", True
+        while more:
+            message = await receive()
+            raw, more = raw + message.get("body", b""), message.get("more_body", False)
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            return await self._reply(send, 400, error_body(f"the request body is not valid JSON: {exc}", "bad_json"))
+        problem = check_request(scope["path"], body, self.served_name, self.max_model_len)
+        if problem:
+            return await self._reply(send, 400, error_body(problem, "invalid_request"))
+        body["model"] = self.engine_name
+        raw, sent = json.dumps(body).encode(), False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()  # what follows the body: the client's disconnect
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k != b"content-length"]
+                     + [(b"content-length", str(len(raw)).encode())])
+        return await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _reply(send, status: int, payload: dict):
+        data = json.dumps(payload).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+        await send({"type": "http.response.body", "body": data})
+
+
+def _serve(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m helpers.serving", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="folder of a causal LM and its tokenizer (with a chat template)")
+    parser.add_argument("--served-model-name", required=True, help="the name clients ask for")
+    parser.add_argument("--api-key", required=True, help="clients send 'Authorization: Bearer KEY'")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--max-num-seqs", type=int, default=16,
+                        help="requests decoded together (vLLM's flag); 1 turns continuous batching off")
+    args = parser.parse_args(argv)
+
+    import transformers
+    from fastapi.responses import JSONResponse
+    from transformers.cli.serving import server
+
+    engine_name = str(Path(args.model).resolve())
+    max_model_len = transformers.AutoConfig.from_pretrained(engine_name).max_position_embeddings
+    build_server = server.build_server
+
+    def build_guarded(*a, **kw):  # transformers serve's own app, wrapped
+        app = build_server(*a, **kw)
+        app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != "/v1/models"]
+
+        @app.get("/v1/models")
+        def models():
+            return JSONResponse({"object": "list", "data": [
+                {"id": args.served_model_name, "object": "model", "owned_by": "llm-course", "created": 0,
+                 "max_model_len": max_model_len}]})
+
+        app.add_middleware(Guard, api_key=args.api_key, served_name=args.served_model_name,
+                           engine_name=engine_name, max_model_len=max_model_len)
+        return app
+
+    server.build_server = build_guarded  # transformers.cli.serve.Serve imports it from this module when called
+    from transformers.cli.serve import Serve
+
+    # The paged KV cache, sized for max_num_seqs requests of a full context. Left to itself, continuous batching
+    # sizes it from free memory: on a CPU, from the machine's RAM (gigabytes, and ~10 s at the first request).
+    blocks = math.ceil(args.max_num_seqs * max_model_len / PAGE_SIZE)
+    Serve(force_model=engine_name, continuous_batching=args.max_num_seqs > 1, cb_num_blocks=blocks,
+          device="cpu", dtype="float32", host=args.host, port=args.port, log_level="error")
+
+
+# ---- the notebook's side: start, wait, load, stop ----
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent():  # Linux: the server gets SIGTERM if the notebook's kernel dies first
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Server:
+    """A server process started by :func:`launch`: ``url``, ``log`` (its output file), ``stop()``."""
+
+    def __init__(self, command: list[str], port: int, log: Path, env: dict | None = None):
+        self.command, self.port, self.log = command, port, Path(log)
+        self.url = f"http://127.0.0.1:{port}"
+        self._log_file = self.log.open("w")
+        self.process = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True, preexec_fn=_die_with_parent)
+        atexit.register(self.stop)
+
+    def log_tail(self, lines: int = 25) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_healthy(self, timeout: float = 600.0) -> float:
+        """Poll ``GET /health`` until it answers 200; the seconds it took. Raises with the server's log if the
+        process exits or ``timeout`` passes."""
+        start = time.perf_counter()
+        while time.perf_counter() - start < timeout:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with code {self.process.returncode} before it was healthy. "
+                                   f"Its log ({self.log}):\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        return time.perf_counter() - start
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"no healthy answer from {self.url}/health in {timeout:.0f} s. Log:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM the server's whole process group, SIGKILL it after ``timeout`` s; the exit code."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log_file.close()
+        atexit.unregister(self.stop)
+        return self.process.returncode
+
+    def alive(self) -> bool:
+        """True while the server or any process of its group still exists."""
+        try:
+            os.killpg(self.process.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+
+def launch(command: list[str], port: int, log: str | Path | None = None, env: dict | None = None) -> Server:
+    """Start ``command`` (a server listening on ``port``) in its own process group, its output in ``log``
+    (default: ``server-PORT.log`` in the lesson's output folder).
+
+    Introduced in 14_serving.ipynb. Call ``wait_healthy()`` before the first request and ``stop()`` at the end;
+    the server is also stopped when the kernel exits.
+    """
+    from helpers import paths
+
+    return Server(command, port, log or paths.output_dir() / f"server-{port}.log", env)
+
+
+def listening(port: int) -> bool:
+    """True when something accepts TCP connections on 127.0.0.1:``port``."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def post(url: str, body: dict | bytes, api_key: str | None = None, timeout: float = 60) -> tuple[int, dict]:
+    """POST raw JSON (a dict, or bytes sent as they are, malformed or not) without the openai client; the HTTP
+    status and the JSON answer. Introduced in 14_serving.ipynb."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {api_key}"} if api_key else {})
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return reply.status, json.loads(reply.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        text = error.read()
+        try:
+            return error.code, json.loads(text)
+        except ValueError:
+            return error.code, {"error": {"message": text.decode(errors="replace")}}
+
+
+def error_message(payload: dict) -> str:
+    """The human-readable message of an error answer, whichever server wrote it (OpenAI, vLLM, FastAPI shapes)."""
+    error = payload.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message"))
+    return str(error or payload.get("message") or payload.get("detail") or payload)
+
+
+def install_vllm(version: str) -> str:
+    """The ``vllm`` command of a virtual environment of its own with ``vllm==version`` (created once, in the
+    course cache): vLLM wheels pin their own torch, which must not replace the notebook's.
+    Introduced in 14_serving.ipynb; GPU only."""
+    import shutil
+
+    from helpers import paths
+
+    env = paths.cache_dir() / f"vllm-{version}"
+    exe = env / "bin" / "vllm"
+    if not exe.exists():
+        if shutil.which("uv"):  # Colab and Kaggle have uv: much faster, and needs no ensurepip
+            subprocess.run(["uv", "venv", "--quiet", "--seed", str(env)], check=True)
+            subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(env / "bin" / "python"),
+                            f"vllm=={version}"], check=True)
+        else:
+            subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+            subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", f"vllm=={version}"],
+                           check=True)
+    return str(exe)
+
+
+def load_test(request, concurrency: int, n_requests: int) -> dict:
+    """Send ``n_requests`` calls of ``request()`` (which returns the completion's token count) with at most
+    ``concurrency`` in flight; requests/s, tokens/s and per-request latencies. Introduced in 14_serving.ipynb."""
+    latencies, tokens = [], 0
+
+    def one(_):
+        start = time.perf_counter()
+        n = request()
+        return time.perf_counter() - start, n
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        for seconds, n in pool.map(one, range(n_requests)):
+            latencies.append(seconds)
+            tokens += n
+    wall = time.perf_counter() - start
+    return {"concurrency": concurrency, "requests": n_requests, "seconds": wall, "requests/s": n_requests / wall,
+            "tokens/s": tokens / wall, "tokens": tokens, "mean latency s": sum(latencies) / len(latencies)}
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1:])

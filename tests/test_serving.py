@@ -1,0 +1,98 @@
+"""helpers.serving without a model: the request checks, the API-key guard, and the process life cycle."""
+
+import asyncio
+import json
+import sys
+
+import pytest
+
+from helpers import serving
+
+GOOD = {"model": "tiny:sft", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"messages": None}, "'messages' must be a non-empty list"),
+    ({"messages": []}, "'messages' must be a non-empty list"),
+    ({"messages": ["hi"]}, "messages[0] must be an object"),
+    ({"max_tokens": 10**9}, "more than this model's context of 512"),
+    ({"max_tokens": 0}, "positive integer"),
+    ({"max_tokens": "8"}, "positive integer"),
+    ({"model": "gpt-5"}, "is not served here"),
+])
+def test_bad_requests_are_named(change, words):
+    body = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    assert words in serving.check_request("/v1/chat/completions", body, "tiny:sft", 512)
+
+
+def test_good_requests_pass():
+    assert serving.check_request("/v1/chat/completions", GOOD, "tiny:sft", 512) is None
+    assert serving.check_request("/v1/chat/completions", {**GOOD, "max_tokens": 512}, "tiny:sft", 512) is None
+    assert serving.check_request("/v1/completions", {"prompt": "Once", "max_tokens": 4}, "tiny:sft", 512) is None
+    assert "'prompt' is required" in serving.check_request("/v1/completions", {}, "tiny:sft", 512)
+    assert "JSON object" in serving.check_request("/v1/chat/completions", [GOOD], "tiny:sft", 512)
+
+
+def call(path: str, body: bytes, key: str | None):
+    """Send one request through Guard around an app that echoes the body it receives; (status, JSON)."""
+    async def app(scope, receive, send):
+        message = await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": message["body"]})
+
+    guard = serving.Guard(app, api_key="k1", served_name="tiny:sft", engine_name="/models/sft", max_model_len=512)
+    headers = [(b"content-length", str(len(body)).encode())] + ([(b"authorization", f"Bearer {key}".encode())]
+                                                                 if key else [])
+    scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
+    sent, chunks = [], [{"type": "http.request", "body": body[:5], "more_body": True},
+                        {"type": "http.request", "body": body[5:], "more_body": False}]
+
+    async def receive():
+        return chunks.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(guard(scope, receive, send))
+    return sent[0]["status"], json.loads(sent[1]["body"])
+
+
+def test_guard_wants_the_key_and_checks_the_body():
+    good = json.dumps(GOOD).encode()
+    assert call("/v1/chat/completions", good, None)[0] == 401
+    status, reply = call("/v1/chat/completions", good, "wrong")
+    assert status == 401 and reply["error"]["code"] == "invalid_api_key"
+    status, reply = call("/v1/chat/completions", b'{"messages": [', "k1")
+    assert status == 400 and "not valid JSON" in reply["error"]["message"]
+    status, reply = call("/v1/chat/completions", json.dumps({"model": "tiny:sft"}).encode(), "k1")
+    assert status == 400 and "'messages' must be a non-empty list" in reply["error"]["message"]
+    status, reply = call("/v1/chat/completions", good, "k1")  # passed on whole, with the engine's model name
+    assert status == 200 and reply == {**GOOD, "model": "/models/sft"}
+
+
+HEALTHY = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404); self.end_headers()
+    def log_message(self, *a): pass
+print("listening", flush=True)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_launch_waits_for_health_and_stop_leaves_nothing(tmp_path):
+    port = serving.free_port()
+    server = serving.launch([sys.executable, "-c", HEALTHY, str(port)], port, tmp_path / "server.log")
+    assert server.wait_healthy(timeout=30) < 30 and server.alive()
+    assert server.stop() == -15 and not server.alive()
+    assert "listening" in server.log.read_text()
+
+
+def test_a_server_that_dies_is_reported_with_its_log(tmp_path):
+    port = serving.free_port()
+    server = serving.launch([sys.executable, "-c", "print('no model here'); raise SystemExit(3)"], port,
+                            tmp_path / "server.log")
+    with pytest.raises(RuntimeError, match="exited with code 3(.|\n)*no model here"):
+        server.wait_healthy(timeout=30)
+    server.stop()
