@@ -337,11 +337,131 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "sft": {"task": str, "messages": list},
     "preference": {"task": str, "prompt": list, "chosen": list, "rejected": list},
     "rl": {"task": str, "prompt": list, "answer": str},
+    "curation": {"id": str, "text": str},  # documents to curate (04_data_curation)
 }
 
 
 def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+# --- the dirty corpus of 04_data_curation: course documents plus planted problems with known ground truth -----
+FOREIGN = (  # "a few lines in another language": hand-written, one sentence or two each
+    "Le petit chat dort sur la chaise et nous mangeons du pain avec les enfants.",
+    "Il fait beau aujourd'hui, alors nous allons au marché avec nos amis.",
+    "Der kleine Hund spielt im Garten und die Kinder lachen über ihn.",
+    "Wir fahren morgen mit dem Zug in die Stadt, weil das Wetter schön ist.",
+    "El niño come una manzana roja en la cocina con su hermana.",
+    "Mañana vamos a la playa porque hace mucho calor en la ciudad.",
+    "La ragazza legge un libro nella biblioteca e il ragazzo dorme.",
+    "Questa sera mangiamo la pasta con gli amici nella piccola casa.",
+    "O menino leva o cão ao parque todos os dias depois da escola.",
+    "De kat slaapt op de bank en de kinderen spelen buiten in de tuin.",
+)
+BOILERPLATE = ("Home | About | Contact", "Accept all cookies", "Subscribe to our newsletter!", "Read more...",
+               "Page 2 of 7", "Click here", "Thanks!", "Share this post", "Log in", "Next »")
+NEAR_EDITS = ("renamed", "reordered", "edited")
+DIRTY_COUNTS = {"clean": 600, "exact": 50, "near": 90, "markup": 30, "mojibake": 30, "pii": 40, "contaminated": 30,
+                "short": 25, "repetitive": 15, "symbols": 15, "foreign": 20}
+
+
+def _sentences(text: str) -> list[str]:
+    return re.findall(r"[^.]+\.", text)
+
+
+def _near_duplicate(text: str, how: str, rng: random.Random) -> str:
+    """A near-duplicate of a course document: a character renamed, sentences reordered, or a few words edited."""
+    present = [n for n in NAMES if re.search(rf"\b{n}\b", text)]
+    if how == "renamed" and present:
+        old = rng.choice(present)
+        return re.sub(rf"\b{old}\b", rng.choice([n for n in NAMES if n not in present]), text)
+    parts = [s.strip() for s in _sentences(text)]
+    if how == "reordered" and len(set(parts)) > 1:
+        while " ".join(parts) == text:
+            rng.shuffle(parts)
+        return " ".join(parts)
+    words = text.split()
+    for _ in range(2):  # two small edits: drop a word, repeat one, or swap two neighbours
+        i = rng.randrange(1, len(words) - 1)
+        edit = rng.randrange(3)
+        if edit == 0:
+            del words[i]
+        elif edit == 1:
+            words.insert(i, words[i])
+        else:
+            words[i - 1], words[i] = words[i], words[i - 1]
+    return " ".join(words)
+
+
+def _mojibake(text: str) -> str:
+    """UTF-8 text decoded as Windows-1252, as a misconfigured scraper saves it (its five undefined bytes kept as
+    the control characters of the same code, as browsers do)."""
+    def char(byte: int) -> str:
+        try:
+            return bytes([byte]).decode("cp1252")
+        except UnicodeDecodeError:
+            return chr(byte)
+
+    return "".join(char(b) for b in text.encode("utf-8"))
+
+
+def build_dirty(seed: int = SEED) -> tuple[list[dict], dict[str, dict]]:
+    """The dirty corpus of 04_data_curation: (documents ``{"id", "text"}``, planted truth ``{id: {"kind", ...}}``).
+
+    ``clean`` documents are distinct course documents of 25+ words. Planted problems: ``exact`` copies and ``near``
+    duplicates (``of``: the clean document they copy; ``edit``: renamed / reordered / edited), documents wrapped
+    in HTML ``markup`` or saved as ``mojibake`` (``intended``: the text a cleaner should recover), ``pii`` (fake
+    emails and phone numbers, listed), ``contaminated`` (a test-split prompt and its answer inside; ``prompt``),
+    and low-quality ``short``, ``repetitive``, ``symbols`` and ``foreign`` documents. Introduced in
+    04_data_curation.ipynb.
+    """
+    rng = random.Random(seed + 404)
+    pool = sorted({d for d in build_corpus(seed)["train"].splitlines() if len(d.split()) >= 25})
+    rng.shuffle(pool)
+    fresh = iter(pool[DIRTY_COUNTS["clean"]:])  # unique course documents that carry the planted edits
+    docs: list[tuple[str, dict]] = [(d, {"kind": "clean"}) for d in pool[:DIRTY_COUNTS["clean"]]]
+    clean_ids = list(range(len(docs)))
+    for _ in range(DIRTY_COUNTS["exact"]):
+        i = rng.choice(clean_ids)
+        docs.append((docs[i][0], {"kind": "exact", "of": i}))
+    for k in range(DIRTY_COUNTS["near"]):
+        i, how = rng.choice(clean_ids), NEAR_EDITS[k % len(NEAR_EDITS)]
+        near = _near_duplicate(docs[i][0], how, rng)
+        docs.append((near, {"kind": "near", "of": i, "edit": how if near != docs[i][0] else "none"}))
+    for _ in range(DIRTY_COUNTS["markup"]):
+        text = next(fresh)
+        html = (f'<html><body><div class="nav">{rng.choice(BOILERPLATE[:3])}</div>\n<article><p>{text}</p></article>'
+                f'\n<footer>&copy; 2026 Example Stories &middot; {rng.choice(BOILERPLATE[1:4])}</footer></body></html>')
+        docs.append((html, {"kind": "markup", "intended": text}))
+    for _ in range(DIRTY_COUNTS["mojibake"]):
+        text = f"{next(fresh)} “{rng.choice(ADJECTIVES).capitalize()}!” said {rng.choice(NAMES)} — at the café."
+        docs.append((_mojibake(text), {"kind": "mojibake", "intended": text}))
+    for _ in range(DIRTY_COUNTS["pii"]):
+        name, other = (n.lower() for n in rng.sample(NAMES, 2))
+        email = f"{name}.{other}{rng.randint(1, 99)}@example.com"
+        phone = f"+1 555 {rng.randint(100, 999)} {rng.randint(1000, 9999)}"
+        text = f"{next(fresh)} Write to {email} or call {phone} for the {rng.choice(TASK_WORDS)}."
+        docs.append((text, {"kind": "pii", "emails": [email], "phones": [phone]}))
+    for row in rng.sample(build_tasks(seed)["test"], DIRTY_COUNTS["contaminated"]):
+        text = f"{next(fresh)} Quiz time! {row.prompt} Answer: {row.answer}."
+        docs.append((text, {"kind": "contaminated", "prompt": row.prompt}))
+    for _ in range(DIRTY_COUNTS["short"]):
+        docs.append((rng.choice(BOILERPLATE), {"kind": "short"}))
+    for _ in range(DIRTY_COUNTS["repetitive"]):
+        sentence = rng.choice(_sentences(next(fresh))).strip()
+        docs.append((" ".join([sentence] * rng.randint(30, 60)), {"kind": "repetitive"}))
+    for _ in range(DIRTY_COUNTS["symbols"]):
+        junk = "".join(rng.choice("#$%&*+=/\\|<>~^0123456789{}[]") for _ in range(rng.randint(60, 200)))
+        docs.append((f"{junk} {rng.choice(TASK_WORDS)} {junk[::-1]}", {"kind": "symbols"}))
+    for _ in range(DIRTY_COUNTS["foreign"]):
+        docs.append((" ".join(rng.sample(FOREIGN, 2)), {"kind": "foreign"}))
+    order = list(range(len(docs)))
+    rng.shuffle(order)
+    ids = {old: f"doc-{new:04d}" for new, old in enumerate(order)}
+    rows = [{"id": ids[old], "text": docs[old][0]} for old in order]
+    truth = {ids[old]: {**docs[old][1], **({"of": ids[docs[old][1]["of"]]} if "of" in docs[old][1] else {})}
+             for old in order}
+    return rows, dict(sorted(truth.items()))
 
 
 def build_all(seed: int = SEED) -> dict[str, str]:
@@ -350,6 +470,9 @@ def build_all(seed: int = SEED) -> dict[str, str]:
     for split, text in build_corpus(seed).items():
         files[f"corpus/{split}.txt"] = text
     files["corpus/chat.jsonl"] = _jsonl([{"task": "chat", "messages": m} for m in build_chats(seed)])
+    dirty, planted = build_dirty(seed)
+    files["curation/dirty.jsonl"] = _jsonl(dirty)
+    files["curation/planted.json"] = json.dumps(planted, indent=1, ensure_ascii=False) + "\n"
     unknown = build_unknown(seed)
     reject_rng, capitals = random.Random(seed + 4), [c for _, c in _known_countries(seed)]
     rl = build_rl(seed)

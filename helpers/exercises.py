@@ -88,6 +88,18 @@ def _nf4_bytes(answer, n_weights, block_size=64):
     return _close(answer, expected, rel=0.02), "4 bits per weight plus one fp32 absmax scale per block of 64"
 
 
+# --- 04_data_curation --------------------------------------------------------------------------
+@exercise("04.jaccard")
+def _jaccard(answer, a, b):
+    return _close(answer, len(set(a) & set(b)) / len(set(a) | set(b))), "shared shingles over all distinct shingles"
+
+
+@exercise("04.lsh_candidate")
+def _lsh_candidate(answer, s, bands, rows):
+    return _close(answer, 1 - (1 - s ** rows) ** bands, rel=1e-2), \
+        "a band matches with probability s^r; the pair is a candidate unless all b bands miss"
+
+
 # --- 06_reward_model --------------------------------------------------------------------------
 @exercise("06.bt_probability")
 def _bt_probability(answer, margin):

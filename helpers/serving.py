@@ -2,7 +2,7 @@
 
 Two engines, one client. On a GPU the lesson runs ``vllm serve``; on a CPU it runs this module::
 
-    python -m helpers.serving MODEL_DIR --served-model-name tiny:sft --api-key KEY --port 8123
+    python -m helpers.serving MODEL_DIR --served-model-name tiny:large --api-key KEY --port 8123
 
 which is ``transformers serve`` (continuous batching on; ``--max-num-seqs 1`` turns it off) with the three
 things vLLM's server has and it lacks, added around its FastAPI app: an API key on ``/v1/*`` (401 without it),
@@ -163,7 +163,7 @@ def _serve(argv: list[str] | None = None) -> None:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    """A TCP port on 127.0.0.1 that nothing listens on now. Introduced in 14_serving.ipynb."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -177,7 +177,8 @@ def _die_with_parent():  # Linux: the server gets SIGTERM if the notebook's kern
 
 
 class Server:
-    """A server process started by :func:`launch`: ``url``, ``log`` (its output file), ``stop()``."""
+    """A server process started by :func:`launch`: ``url``, ``log`` (its output file), ``wait_healthy()``,
+    ``stop()``, ``alive()``. Introduced in 14_serving.ipynb."""
 
     def __init__(self, command: list[str], port: int, log: Path, env: dict | None = None):
         self.command, self.port, self.log = command, port, Path(log)
@@ -243,7 +244,7 @@ def launch(command: list[str], port: int, log: str | Path | None = None, env: di
 
 
 def listening(port: int) -> bool:
-    """True when something accepts TCP connections on 127.0.0.1:``port``."""
+    """True when something accepts TCP connections on 127.0.0.1:``port``. Introduced in 14_serving.ipynb."""
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -267,7 +268,8 @@ def post(url: str, body: dict | bytes, api_key: str | None = None, timeout: floa
 
 
 def error_message(payload: dict) -> str:
-    """The human-readable message of an error answer, whichever server wrote it (OpenAI, vLLM, FastAPI shapes)."""
+    """The human-readable message of an error answer, whichever server wrote it (OpenAI, vLLM, FastAPI shapes).
+    Introduced in 14_serving.ipynb."""
     error = payload.get("error")
     if isinstance(error, dict):
         return str(error.get("message"))

@@ -13,7 +13,7 @@ def test_shipped_files_equal_a_fresh_build(tmp_path):
 
 
 def test_every_shipped_split_loads():
-    for kind in data.SCHEMAS:
+    for kind in ("sft", "preference", "rl"):
         for split in ("train", "validation", "test"):
             rows = data.load_split(kind, split)
             extra = {"unknown"} if kind == "preference" else set()
@@ -171,3 +171,30 @@ def test_load_preferences_names_file_line_and_field(tmp_path, bad_row, message):
     with pytest.raises(data.DataError) as err:
         data.load_preferences(path)
     assert f"{path}:2:" in str(err.value) and message in str(err.value)
+
+
+def test_dirty_corpus_plants_what_its_truth_says():
+    rows, planted = data.build_dirty()
+    text = {r["id"]: r["text"] for r in rows}
+    assert set(text) == set(planted) and len(rows) == sum(data.DIRTY_COUNTS.values())
+    kinds = [p["kind"] for p in planted.values()]
+    assert {k: kinds.count(k) for k in data.DIRTY_COUNTS} == data.DIRTY_COUNTS
+    corpus = set(data.build_corpus()["train"].splitlines())
+    clean = [text[i] for i, p in planted.items() if p["kind"] == "clean"]
+    assert set(clean) <= corpus
+    assert len(set(clean)) == len(clean), "clean documents are distinct"
+    for i, p in planted.items():
+        if p["kind"] == "exact":
+            assert text[i] == text[p["of"]] and planted[p["of"]]["kind"] == "clean"
+        elif p["kind"] == "near":
+            assert text[i] != text[p["of"]] and p["edit"] in data.NEAR_EDITS
+        elif p["kind"] == "markup":
+            assert text[i].startswith("<html>") and p["intended"] in corpus
+        elif p["kind"] == "mojibake":
+            assert text[i] != p["intended"] and "café" in p["intended"]
+        elif p["kind"] == "pii":
+            assert all(x in text[i] for x in p["emails"] + p["phones"])
+        elif p["kind"] == "contaminated":
+            assert p["prompt"] in text[i]
+    assert all("Ã" in text[i] for i, p in planted.items() if p["kind"] == "mojibake")
+    assert data.load_jsonl(data.DATA_DIR / "curation" / "dirty.jsonl", "curation") == rows

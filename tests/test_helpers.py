@@ -67,6 +67,10 @@ def test_exercise_checkers_accept_right_and_reject_wrong_answers():
     assert exercises.check("03.nf4_bytes", 4_000_000, n_weights=1_000_000) is False
     assert exercises.check("12.bits_per_weight", 4.5, code_bits=4, block=64, scale_bits=32) is True
     assert exercises.check("12.bits_per_weight", 4, code_bits=4, block=64, scale_bits=32) is False
+    assert exercises.check("04.jaccard", 0.6, a={"a", "b", "c", "d"}, b={"b", "c", "d", "e"}) is True
+    assert exercises.check("04.jaccard", 0.75, a={"a", "b", "c", "d"}, b={"b", "c", "d", "e"}) is False
+    assert exercises.check("04.lsh_candidate", 1 - (1 - 0.9 ** 16) ** 8, s=0.9, bands=8, rows=16) is True
+    assert exercises.check("04.lsh_candidate", 0.9 ** 16, s=0.9, bands=8, rows=16) is False
     assert exercises.check("13.expected_tokens", 1 + 0.5 + 0.25, acceptance=0.5, k=2) is True
     assert exercises.check("13.step_tokens", 3, guesses=[7, 3, 9], choices=[7, 3, 5, 2]) is True
     assert exercises.check("13.step_tokens", 2, guesses=[7, 3, 9], choices=[7, 3, 5, 2]) is False

@@ -100,6 +100,23 @@ def test_exercises_show_not_tried_without_failing(run):
     assert "02.masked_fraction: not tried yet" in outputs
 
 
+def test_04_data_curation(run):
+    m = lesson(run, "04")
+    assert m["documents"] == 945 and m["reloaded"] == m["kept"]
+    assert m["repaired"] == {"markup": 1.0, "mojibake": 1.0} and m["clean_untouched"] == 1.0
+    by_kind = m["quality_removed_by_kind"]
+    for kind, planted in {"short": 25, "repetitive": 15, "symbols": 15, "foreign": 20}.items():
+        assert by_kind.get(kind) == planted, f"every {kind} document must go: {by_kind}"
+    assert by_kind.get("clean", 0) <= 0.01 * m["clean_total"], f"filters must keep 99 % of clean documents: {by_kind}"
+    assert m["exact_scores"]["precision"] == 1.0 and m["exact_scores"]["recall"] == 1.0, m["exact_scores"]
+    near = m["near_scores"]
+    assert near["precision"] >= 0.9 and near["recall"] >= 0.9, f"near-dup detector against the planted truth: {near}"
+    assert abs(m["jaccard_by_hand"] - m["jaccard_minhash"]) < 0.1 and m["jaccard_by_hand"] >= 0.5
+    assert m["closest_nonduplicate"] < m["threshold"] < m["farthest_duplicate"], "the threshold separates the two"
+    assert m["kinds_left"]["contaminated"] == 0 and m["contaminated_removed"] == 30, "those 30 and no other"
+    assert m["pii_left"] == 0 and m["pii_planted"] == 80 and m["scrubbed_wrongly"] == 0
+
+
 def test_06_reward_model(run):
     m = lesson(run, "06")
     assert m["precision"] == "fp32" and m["rm_steps"] == 300
