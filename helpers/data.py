@@ -9,6 +9,7 @@ Introduced in 00_welcome.ipynb (loading) and 01_tokenizer_and_pretraining.ipynb 
 from __future__ import annotations
 
 import argparse
+import codecs
 import functools
 import json
 import random
@@ -511,22 +512,37 @@ def _check_messages(value: list, where: str, field: str) -> None:
 
 
 def _json_lines(path: Path):
-    """Yield ``(row, "file:line")`` for each line of a JSONL file; DataError on an empty line, bad JSON, a value that
-    is not a JSON object, or no rows."""
-    with path.open(encoding="utf-8") as handle:
-        lineno = 0
-        for lineno, line in enumerate(handle, start=1):
-            where = f"{path}:{lineno}"
-            if not line.strip():
-                raise DataError(f"{where}: empty line")
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(value, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}")
-            yield value, where
-    if lineno == 0:
+    """Yield ``(row, "file:line")`` for each non-blank line of a JSONL file.
+
+    Accepted: a UTF-8 byte-order mark (Windows editors write one), Windows line endings, blank lines (skipped).
+    Errors (DataError naming file and line): bytes that are not UTF-8 (with the byte and its column), a line that is
+    not JSON (on the last line: the file looks cut off), a value that is not a JSON object, a file with no rows.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    lines = raw.split(b"\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
+        where = f"{path}:{i + 1}"
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{where}: not UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1}); "
+                            "save the file as UTF-8") from None
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            cut = " (the last line is incomplete: was the file cut off?)" if i == last else ""
+            raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno}){cut}") from None
+        if not isinstance(value, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}")
+        yield value, where
+    if last < 0:
         raise DataError(f"{path}: no rows")
 
 
@@ -590,6 +606,64 @@ def _preference_row(row: dict, where: str) -> dict:
                 "chosen": [{"role": "assistant", "content": row["chosen"]}],
                 "rejected": [{"role": "assistant", "content": row["rejected"]}]}
     return {"task": task, "prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
+
+
+SFT_FORMATS = ('"messages" (TRL conversational)', '"prompt" + "completion" (strings or message lists)',
+               '"prompt" + "response"', '"instruction" + "output", optional "input" (Alpaca)')
+
+
+def _sft_row(row: dict, where: str) -> dict:
+    """One SFT row in any of the common formats, as the course's ``{"task", "messages"}`` row (see load_sft)."""
+    task = row.get("task", "custom")
+    if not isinstance(task, str):
+        raise DataError(f"{where}: field 'task' must be a string, got {type(task).__name__}")
+
+    def text(field: str, value) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"{where}: field '{field}' must be a non-empty string, got {value!r:.40}")
+        return value
+
+    if "messages" in row:
+        if not isinstance(row["messages"], list) or not row["messages"]:
+            raise DataError(f"{where}: field 'messages' must be a non-empty list of messages")
+        messages = row["messages"]
+        _check_messages(messages, where, "messages")
+    elif "prompt" in row and ("completion" in row or "response" in row):
+        reply = "completion" if "completion" in row else "response"
+        prompt, answer = row["prompt"], row[reply]
+        if isinstance(prompt, list) != isinstance(answer, list):
+            raise DataError(f"{where}: fields 'prompt' and '{reply}' mix a string and a message list; use one format")
+        if isinstance(prompt, list):
+            _check_messages(prompt, where, "prompt")
+            _check_messages(answer, where, reply)
+            messages = prompt + answer
+        else:
+            messages = [{"role": "user", "content": text("prompt", prompt)},
+                        {"role": "assistant", "content": text(reply, answer)}]
+    elif "instruction" in row and "output" in row:
+        extra = row.get("input") or ""
+        if not isinstance(extra, str):
+            raise DataError(f"{where}: field 'input' must be a string, got {type(extra).__name__}")
+        user = text("instruction", row["instruction"]) + (f"\n\n{extra}" if extra.strip() else "")
+        messages = [{"role": "user", "content": user}, {"role": "assistant", "content": text("output", row["output"])}]
+    else:
+        raise DataError(f"{where}: not an SFT row (fields {sorted(row)}); accepted: " + "; ".join(SFT_FORMATS))
+    if messages[-1]["role"] != "assistant":
+        raise DataError(f"{where}: the conversation must end with an assistant message (the reply to learn)")
+    return {"task": task, "messages": messages}
+
+
+def load_sft(path: str | Path) -> list[dict]:
+    """Supervised fine-tuning rows from a JSONL file in any common format, as conversational rows.
+
+    Accepted per line (see ``SFT_FORMATS``): TRL's ``messages``; ``prompt`` + ``completion`` as strings (the prompt
+    becomes a user turn, the completion the assistant's) or as message lists; ``prompt`` + ``response``; Alpaca's
+    ``instruction`` + ``output`` with an optional ``input`` (appended to the instruction after a blank line).
+    ``task`` is optional (default ``"custom"``); other fields are ignored. Returns ``{"task", "messages"}`` rows,
+    what the course's SFT lessons train on. Raises DataError naming file, line and field. Introduced in
+    02_sft.ipynb.
+    """
+    return [_sft_row(row, where) for row, where in _json_lines(Path(path))]
 
 
 def load_preferences(path: str | Path) -> list[dict]:

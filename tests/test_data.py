@@ -94,7 +94,7 @@ GOOD = json.dumps({"task": "add", "messages": [{"role": "user", "content": "1+1?
         (json.dumps({"task": "a", "messages": [{"role": "bot", "content": "x"}]}), "'messages'[0].role is 'bot'"),
         (json.dumps({"task": "a", "messages": [{"role": "user"}]}), "exactly 'role' and 'content'"),
         ("[1, 2]", "expected a JSON object"),
-        ("", "empty line"),
+        ('{"task": "add", "messages": [{"role": "user", "con', "the last line is incomplete"),
     ],
 )
 def test_bad_files_name_file_line_and_field(tmp_path, bad_line, message):
@@ -198,3 +198,84 @@ def test_dirty_corpus_plants_what_its_truth_says():
             assert p["prompt"] in text[i]
     assert all("Ã" in text[i] for i, p in planted.items() if p["kind"] == "mojibake")
     assert data.load_jsonl(data.DATA_DIR / "curation" / "dirty.jsonl", "curation") == rows
+
+
+# --- bring your own data: what a learner's JSONL may look like ----------------------------------------------
+USER, BOT = {"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}
+
+
+@pytest.mark.parametrize("row", [
+    {"messages": [USER, BOT]},
+    {"prompt": "Hi?", "completion": "Hello."},
+    {"prompt": [USER], "completion": [BOT]},
+    {"prompt": "Hi?", "response": "Hello.", "id": 7},
+    {"instruction": "Hi?", "output": "Hello."},
+    {"instruction": "Hi?", "input": "", "output": "Hello."},
+])
+def test_load_sft_accepts_the_common_formats(tmp_path, row):
+    path = tmp_path / "mine.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    assert data.load_sft(path) == [{"task": "custom", "messages": [USER, BOT]}]
+
+
+def test_alpaca_input_follows_the_instruction(tmp_path):
+    path = tmp_path / "alpaca.jsonl"
+    path.write_text(json.dumps({"instruction": "Add.", "input": "2 and 3", "output": "5", "task": "add"}) + "\n")
+    assert data.load_sft(path)[0] == {"task": "add", "messages": [{"role": "user", "content": "Add.\n\n2 and 3"},
+                                                                  {"role": "assistant", "content": "5"}]}
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"question": "Hi?", "answer": "Hello."}, "not an SFT row (fields ['answer', 'question']); accepted: \"messages\""),
+    ({"prompt": "Hi?", "completion": ""}, "field 'completion' must be a non-empty string"),
+    ({"prompt": "Hi?", "completion": [BOT]}, "fields 'prompt' and 'completion' mix a string and a message list"),
+    ({"messages": [BOT, USER]}, "must end with an assistant message"),
+    ({"instruction": "Hi?", "input": 3, "output": "Hello."}, "field 'input' must be a string"),
+    ({"messages": "Hi?"}, "field 'messages' must be a non-empty list"),
+])
+def test_load_sft_names_line_field_and_formats(tmp_path, row, message):
+    path = tmp_path / "mine.jsonl"
+    path.write_text(json.dumps({"prompt": "a", "completion": "b"}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(data.DataError) as err:
+        data.load_sft(path)
+    assert f"{path}:2:" in str(err.value) and message in str(err.value)
+
+
+def test_file_quirks_accepted(tmp_path):
+    # accepted: a UTF-8 byte-order mark, Windows line endings, blank lines (anywhere), no final newline
+    row = json.dumps({"prompt": "Hi?", "completion": "Hello."})
+    path = tmp_path / "windows.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + f"{row}\r\n\r\n{row}\r\n\n{row}".encode())
+    assert len(data.load_sft(path)) == 3
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_bytes(b"\xef\xbb\xbf" + json.dumps({"prompt": "Hi?", "chosen": "Yes.", "rejected": "No."}).encode())
+    assert len(data.load_preferences(prefs)) == 1
+
+
+def test_file_quirks_refused(tmp_path):
+    row = json.dumps({"prompt": "Hi?", "completion": "Hello."}).encode()
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(row + b"\n" + b'{"prompt": "caf\xe9", "completion": "ok"}\n')  # Latin-1, not UTF-8
+    with pytest.raises(data.DataError, match=r"latin1.jsonl:2: not UTF-8 \(byte 0xe9 at column 16\)"):
+        data.load_sft(path)
+    path.write_bytes(row + b"\n" + row[:20])  # a download cut short
+    with pytest.raises(data.DataError, match=r":2: not valid JSON .*the last line is incomplete"):
+        data.load_sft(path)
+    path.write_bytes(b"\n\r\n")
+    with pytest.raises(data.DataError, match="no rows"):
+        data.load_sft(path)
+    with pytest.raises(data.DataError, match="no such file"):
+        data.load_sft(tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize("fmt", ["messages", "prompt/completion", "alpaca"])
+def test_the_course_rows_survive_a_round_trip_through_each_format(tmp_path, fmt):
+    rows = data.load_split("sft", "train")
+    def record(row):
+        user, bot = (m["content"] for m in row["messages"])
+        return {"messages": {"task": row["task"], "messages": row["messages"]},
+                "prompt/completion": {"task": row["task"], "prompt": user, "completion": bot},
+                "alpaca": {"task": row["task"], "instruction": user, "input": "", "output": bot}}[fmt]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(record(r)) + "\n" for r in rows))
+    assert data.load_sft(path) == rows
