@@ -168,3 +168,42 @@ def cloze_accuracy(continuations: list[str], items: list[dict]) -> dict:
         words = re.findall(r"\w+", text)
         hits[item["task"]].append(bool(words) and words[0] == item["answer"])
     return _by_task(hits)
+
+
+# --- comparing models on a small test set (10_evaluation.ipynb) ----------------------------------------------
+def bootstrap_ci(hits: list[float], n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of per-item scores and its percentile bootstrap confidence interval.
+
+    Resamples the items with replacement ``n_boot`` times (seeded: the same call gives the same interval).
+    Introduced in 10_evaluation.ipynb.
+    """
+    values = torch.tensor([float(h) for h in hits], dtype=torch.float64)
+    if len(values) == 0:
+        raise ValueError("bootstrap_ci needs at least one item")
+    generator = torch.Generator().manual_seed(seed)
+    index = torch.randint(len(values), (n_boot, len(values)), generator=generator)
+    means = values[index].mean(1)
+    tail = (1 - level) / 2
+    low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return values.mean().item(), low, high
+
+
+def paired_difference_ci(a: list[float], b: list[float], n_boot: int = 2000, level: float = 0.95,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """(mean of b - a, low, high) over the same items, resampled together: the paired bootstrap that says whether
+    model b beats model a on this test set (the interval excludes 0) or the set cannot tell them apart.
+    Introduced in 10_evaluation.ipynb."""
+    if len(a) != len(b):
+        raise ValueError(f"paired scores must cover the same items: {len(a)} against {len(b)}")
+    return bootstrap_ci([float(y) - float(x) for x, y in zip(a, b)], n_boot, level, seed)
+
+
+def win_rate(a: list[float], b: list[float]) -> dict:
+    """Per-item A/B comparison of two models' scores on the same prompts: wins, losses and ties of b against a,
+    and b's win rate with ties counted as half. Introduced in 10_evaluation.ipynb."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"win_rate needs two equal, non-empty lists of scores: {len(a)} against {len(b)}")
+    wins = sum(y > x for x, y in zip(a, b))
+    losses = sum(y < x for x, y in zip(a, b))
+    ties = len(a) - wins - losses
+    return {"wins": wins, "losses": losses, "ties": ties, "win_rate": (wins + ties / 2) / len(a)}

@@ -126,3 +126,23 @@ def test_cloze_items_and_accuracy():
     assert items[0]["prompt"] == "Ada had 2 coins. 3 + 4 ="
     scores = evaluation.cloze_accuracy([" 7.", " cat dog", " Lune. The"], items)
     assert scores["accuracy"] == 2 / 3 and scores["per_task"]["last word"] == 0.0
+
+
+def test_bootstrap_intervals_and_win_rates():
+    from helpers import evaluation
+
+    hits = [1] * 30 + [0] * 10
+    mean, low, high = evaluation.bootstrap_ci(hits)
+    assert mean == 0.75 and 0.6 < low < 0.75 < high < 0.9
+    assert evaluation.bootstrap_ci(hits) == (mean, low, high), "seeded: the same call gives the same interval"
+    wide, narrow = evaluation.bootstrap_ci(hits[:8] + hits[-2:]), evaluation.bootstrap_ci(hits * 10)
+    assert wide[2] - wide[1] > 2 * (narrow[2] - narrow[1]), "ten times the items, about a third of the width"
+    assert evaluation.paired_difference_ci(hits, hits) == (0.0, 0.0, 0.0)
+    better = [1] * 40
+    diff, low, high = evaluation.paired_difference_ci(hits, better)
+    assert diff == 0.25 and 0 < low < diff < high
+    one_more = hits[:-1] + [1]  # a single item of 40 changed: the set cannot tell the two apart
+    assert evaluation.paired_difference_ci(hits, one_more)[1] <= 0
+    assert evaluation.win_rate([0, 1, 1, 0], [1, 1, 0, 1]) == {"wins": 2, "losses": 1, "ties": 1, "win_rate": 0.625}
+    with pytest.raises(ValueError, match="same items"):
+        evaluation.paired_difference_ci([1], [1, 0])
