@@ -124,7 +124,8 @@ def _serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--max-num-seqs", type=int, default=16,
-                        help="requests decoded together (vLLM's flag); 1 turns continuous batching off")
+                        help="requests the KV cache holds at full context (vLLM's flag); 1 turns continuous batching off")
+    parser.add_argument("--device", default="cpu", help="where the model runs: cpu (the lesson's tiny profile), cuda")
     args = parser.parse_args(argv)
 
     import transformers
@@ -156,7 +157,7 @@ def _serve(argv: list[str] | None = None) -> None:
     # sizes it from free memory: on a CPU, from the machine's RAM (gigabytes, and ~10 s at the first request).
     blocks = math.ceil(args.max_num_seqs * max_model_len / PAGE_SIZE)
     Serve(force_model=engine_name, continuous_batching=args.max_num_seqs > 1, cb_num_blocks=blocks,
-          device="cpu", dtype="float32", host=args.host, port=args.port, log_level="error")
+          device=args.device, dtype="auto", host=args.host, port=args.port, log_level="error")
 
 
 # ---- the notebook's side: start, wait, load, stop ----
