@@ -648,7 +648,7 @@ def _sft_row(row: dict, where: str) -> dict:
         messages = [{"role": "user", "content": user}, {"role": "assistant", "content": text("output", row["output"])}]
     else:
         raise DataError(f"{where}: not an SFT row (fields {sorted(row)}); accepted: " + "; ".join(SFT_FORMATS))
-    if messages[-1]["role"] != "assistant":
+    if not messages or messages[-1]["role"] != "assistant":
         raise DataError(f"{where}: the conversation must end with an assistant message (the reply to learn)")
     return {"task": task, "messages": messages}
 

@@ -230,6 +230,7 @@ def test_alpaca_input_follows_the_instruction(tmp_path):
     ({"prompt": "Hi?", "completion": ""}, "field 'completion' must be a non-empty string"),
     ({"prompt": "Hi?", "completion": [BOT]}, "fields 'prompt' and 'completion' mix a string and a message list"),
     ({"messages": [BOT, USER]}, "must end with an assistant message"),
+    ({"prompt": [], "completion": []}, "must end with an assistant message"),
     ({"instruction": "Hi?", "input": 3, "output": "Hello."}, "field 'input' must be a string"),
     ({"messages": "Hi?"}, "field 'messages' must be a non-empty list"),
 ])
