@@ -6,9 +6,11 @@ Introduced in 01_tokenizer_and_pretraining.ipynb (perplexity), 02_sft.ipynb (gen
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 
@@ -171,31 +173,41 @@ def cloze_accuracy(continuations: list[str], items: list[dict]) -> dict:
 
 
 # --- comparing models on a small test set (10_evaluation.ipynb) ----------------------------------------------
-def bootstrap_ci(hits: list[float], n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_ci(hits: list[float], n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                 groups: list | None = None) -> tuple[float, float, float]:
     """(mean, low, high): the mean of per-item scores and its percentile bootstrap confidence interval.
 
-    Resamples the items with replacement ``n_boot`` times (seeded: the same call gives the same interval).
+    Resamples the items with replacement ``n_boot`` times (seeded: the same call gives the same interval). With
+    ``groups`` (one key per item, e.g. the question text), it resamples whole groups instead: a cluster bootstrap,
+    for test sets where several items are the same question and so not independent evidence.
     Introduced in 10_evaluation.ipynb.
     """
     values = torch.tensor([float(h) for h in hits], dtype=torch.float64)
     if len(values) == 0:
         raise ValueError("bootstrap_ci needs at least one item")
+    if groups is not None and len(groups) != len(values):
+        raise ValueError(f"groups must name one group per item: {len(groups)} groups for {len(values)} items")
+    keys = list(range(len(values))) if groups is None else groups
+    number = {key: k for k, key in enumerate(dict.fromkeys(keys))}
+    index = torch.tensor([number[key] for key in keys])
+    sums = torch.zeros(len(number), dtype=torch.float64).index_add_(0, index, values)
+    sizes = torch.zeros(len(number), dtype=torch.float64).index_add_(0, index, torch.ones_like(values))
     generator = torch.Generator().manual_seed(seed)
-    index = torch.randint(len(values), (n_boot, len(values)), generator=generator)
-    means = values[index].mean(1)
+    draws = torch.randint(len(number), (n_boot, len(number)), generator=generator)
+    means = sums[draws].sum(1) / sizes[draws].sum(1)
     tail = (1 - level) / 2
     low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
     return values.mean().item(), low, high
 
 
 def paired_difference_ci(a: list[float], b: list[float], n_boot: int = 2000, level: float = 0.95,
-                         seed: int = 0) -> tuple[float, float, float]:
+                         seed: int = 0, groups: list | None = None) -> tuple[float, float, float]:
     """(mean of b - a, low, high) over the same items, resampled together: the paired bootstrap that says whether
-    model b beats model a on this test set (the interval excludes 0) or the set cannot tell them apart.
-    Introduced in 10_evaluation.ipynb."""
+    model b beats model a on this test set (the interval excludes 0) or the set cannot tell them apart. ``groups``
+    as in :func:`bootstrap_ci`. Introduced in 10_evaluation.ipynb."""
     if len(a) != len(b):
         raise ValueError(f"paired scores must cover the same items: {len(a)} against {len(b)}")
-    return bootstrap_ci([float(y) - float(x) for x, y in zip(a, b)], n_boot, level, seed)
+    return bootstrap_ci([float(y) - float(x) for x, y in zip(a, b)], n_boot, level, seed, groups)
 
 
 def win_rate(a: list[float], b: list[float]) -> dict:
@@ -207,3 +219,95 @@ def win_rate(a: list[float], b: list[float]) -> dict:
     losses = sum(y < x for x, y in zip(a, b))
     ties = len(a) - wins - losses
     return {"wins": wins, "losses": losses, "ties": ties, "win_rate": (wins + ties / 2) / len(a)}
+
+
+@torch.no_grad()
+def next_token_margin(model, tokenizer, texts: list[str], first: str, second: str, batch_size: int = 32) -> torch.Tensor:
+    """For each text, the logit of token ``second`` minus that of token ``first`` at the next position: > 0 when the
+    model would rather continue with ``second``. A judge's verdict between answers "A" and "B" read from one
+    forward pass instead of sampled text. Texts are left-padded, so the last position is every row's next token.
+    Introduced in 10_evaluation.ipynb."""
+    vocab = tokenizer.get_vocab()
+    if first not in vocab or second not in vocab:
+        raise ValueError(f"{first!r} and {second!r} must each be one token of this tokenizer")
+    ids = [vocab[first], vocab[second]]
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    margins = []
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                        add_special_tokens=False).to(device)
+        logits = model(**enc).logits[:, -1].float()
+        margins.append((logits[:, ids[1]] - logits[:, ids[0]]).cpu())
+    return torch.cat(margins)
+
+
+def write_run_log(path, model_id: str, config: dict, seed: int, rows: list[dict], replies: list[str],
+                  scores: dict[str, list]) -> Path:
+    """Write one evaluation run as JSON: model, config, seed, library versions, and per prompt its task, prompt,
+    reference, reply and every score. Two logs can be compared with :func:`diff_runs`. Introduced in
+    10_evaluation.ipynb."""
+    from helpers.environment import versions
+    from helpers.metrics import _clean
+
+    prompts, references = split_messages(rows)
+    items = [{"task": row["task"], "prompt": prompt[-1]["content"], "reference": reference, "reply": reply,
+              **{name: values[i] for name, values in scores.items()}}
+             for i, (row, prompt, reference, reply) in enumerate(zip(rows, prompts, references, replies, strict=True))]
+    record = {"model": model_id, "config": config, "seed": seed, "versions": versions(), "items": items}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(record), indent=1) + "\n")
+    return path
+
+
+def diff_runs(old_path, new_path, score: str = "exact_match") -> dict:
+    """Compare two logs of :func:`write_run_log` over the same prompts: what changed in the config and the
+    versions, and which prompts got a different reply, split into fixed (``score`` went up), broken (down) and
+    changed (same score). Introduced in 10_evaluation.ipynb."""
+    old, new = (json.loads(Path(p).read_text()) for p in (old_path, new_path))
+    if [i["prompt"] for i in old["items"]] != [i["prompt"] for i in new["items"]]:
+        raise ValueError(f"{old_path} and {new_path} cover different prompts: compare runs on the same test set")
+    changes: dict[str, list] = {"fixed": [], "broken": [], "changed": []}
+    for a, b in zip(old["items"], new["items"]):
+        if a["reply"] != b["reply"]:
+            kind = "fixed" if b[score] > a[score] else "broken" if b[score] < a[score] else "changed"
+            changes[kind].append({"prompt": a["prompt"], "old": a["reply"], "new": b["reply"], "task": a["task"]})
+    different = {section: sorted(k for k in {*old[section], *new[section]} if old[section].get(k) != new[section].get(k))
+                 for section in ("config", "versions")}
+    return {"model": (old["model"], new["model"]), **{f"{s}_keys": keys for s, keys in different.items()}, **changes}
+
+
+@torch.no_grad()
+def answer_logprobs(model, tokenizer, prompts: list[list[dict]], answers: list[str],
+                    batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed log-probability, token count) of each answer, as the model would generate it: the answer's tokens
+    and the end-of-turn token after the chat prompt (nothing the template adds after the turn, which no
+    assistant-only training ever saw). ``exp(-sum / count)`` over a set of answers is their perplexity.
+    Introduced in 10_evaluation.ipynb."""
+    vocab = tokenizer.get_vocab()
+    end = vocab["<|im_end|>"] if "<|im_end|>" in vocab else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    sums, counts = [], []
+    for start in range(0, len(prompts), batch_size):
+        rows, firsts = [], []
+        for prompt, answer in zip(prompts[start:start + batch_size], answers[start:start + batch_size], strict=True):
+            head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+            head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+            full_ids = tokenizer(head + answer, add_special_tokens=False)["input_ids"] + [end]
+            rows.append(full_ids)
+            firsts.append(next((i for i, (a, b) in enumerate(zip(head_ids, full_ids)) if a != b), len(head_ids)))
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask, scored = torch.zeros_like(ids), torch.zeros(len(rows), width - 1)
+        for i, (row, first) in enumerate(zip(rows, firsts)):  # right padding: positions stay an unpadded row's
+            ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+            scored[i, first - 1:len(row) - 1] = 1  # logit t predicts token t + 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()
+        token_logps = logits.log_softmax(-1).gather(-1, ids[:, 1:, None].to(device)).squeeze(-1).cpu()
+        sums.append((token_logps * scored).sum(1))
+        counts.append(scored.sum(1).long())
+    model.train(was_training)
+    return torch.cat(sums), torch.cat(counts)

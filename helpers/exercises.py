@@ -149,6 +149,24 @@ def _useless_group(answer, group_size):
     return _close(answer, 0.0), f"all {group_size} rewards equal their mean: every advantage is 0, no gradient"
 
 
+# --- 10_evaluation -----------------------------------------------------------------------------
+@exercise("10.ci_half_width")
+def _ci_half_width(answer, correct, n):
+    p = correct / n
+    return _close(answer, 1.96 * math.sqrt(p * (1 - p) / n), rel=2e-2), "1.96 × √(p(1 − p)/n) with p = correct / n"
+
+
+@exercise("10.win_rate")
+def _ab_win_rate(answer, wins, ties, losses):
+    return _close(answer, (wins + ties / 2) / (wins + ties + losses)), "(wins + ties / 2) / all prompts"
+
+
+@exercise("10.flip_rate")
+def _flip_rate(answer, pairs, consistent):
+    return _close(answer, (pairs - consistent) / pairs), \
+        "a flip is a pair whose preferred reply changes when A and B swap: the pairs that were not consistent"
+
+
 # --- 11_decoding_kv_cache ---------------------------------------------------------------------
 @exercise("11.kv_cache_bytes")
 def _kv_cache_bytes(answer, layers, kv_heads, head_dim, tokens, bytes_per_value):

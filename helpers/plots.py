@@ -46,8 +46,11 @@ def plot_before_after(before: dict[str, float], after: dict[str, float], title: 
     plot_bars({labels[0]: before, labels[1]: after}, title=title, ylabel=ylabel)
 
 
-def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str) -> None:
-    """Grouped bars: one group per category, one bar per series (shown, not returned). Introduced in 03_lora_qlora.ipynb."""
+def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str,
+              intervals: dict[str, dict[str, tuple[float, float]]] | None = None) -> None:
+    """Grouped bars: one group per category, one bar per series (shown, not returned). ``intervals``: the same
+    keys with ``(low, high)`` per bar, drawn as error bars (10_evaluation.ipynb's confidence intervals).
+    Introduced in 03_lora_qlora.ipynb."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -56,8 +59,13 @@ def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str) -> N
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(categories) + 2), 3.5))
     for i, (name, values) in enumerate(series.items()):
-        bars = ax.bar(x + i * width - 0.4 + width / 2, [values.get(c, 0.0) for c in categories], width, label=name)
-        ax.bar_label(bars, fmt="%.2g", fontsize=8)
+        heights = [values.get(c, 0.0) for c in categories]
+        errors = None
+        if intervals is not None:
+            low_high = [intervals[name].get(c, (h, h)) for c, h in zip(categories, heights)]
+            errors = [[h - lo for h, (lo, _) in zip(heights, low_high)], [hi - h for h, (_, hi) in zip(heights, low_high)]]
+        bars = ax.bar(x + i * width - 0.4 + width / 2, heights, width, label=name, yerr=errors, capsize=3)
+        ax.bar_label(bars, fmt="%.2g", fontsize=8, padding=2 if errors is None else 12)
     ax.set_xticks(x, categories)
     ax.set(title=title, ylabel=ylabel)
     ax.legend()

@@ -157,3 +157,44 @@ def reward_model(sft_model_id: str, cfg: Profile, seed: int = 0, progress: bool 
     trainer.train()
     return _save_trained(folder, trainer, tok, start, sft_model=sft_model_id, steps=cfg.rm_steps, lr=cfg.rm_lr,
                          precision=prec.name)
+
+
+def dpo_model(sft_model_id: str, cfg: Profile, seed: int = 0, progress: bool = True) -> Path:
+    """Folder of ``sft_model_id`` after lesson 07's preference tuning, merged and cached: ``DPOTrainer`` with a LoRA
+    adapter (r 16, all linear layers), DPO plus the NLL of the chosen reply (weights 1 and 1), ``cfg.dpo_steps``
+    at ``cfg.dpo_lr`` and ``β = cfg.dpo_beta`` on the shipped preference pairs, then the adapter merged.
+
+    ``tiny:dpo`` (``helpers.tiny.resolve_model``) is this recipe on ``tiny:sft``: the aligned model lesson 10
+    compares with the base and SFT models. Introduced in 10_evaluation.ipynb.
+    """
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import DPOConfig, DPOTrainer
+
+    from helpers import data, environment, precision, tiny
+
+    sft_path = tiny.resolve_model(sft_model_id, progress=progress)
+    key = _key(sft_model_id, Path(sft_path).name, cfg.dpo_steps, cfg.dpo_lr, cfg.dpo_beta, cfg.batch_size,
+               cfg.seq_len, seed, functions=(dpo_model,), split="preference")
+    folder = cache_dir() / f"dpo-{sft_model_id.replace('/', '--').replace(':', '-')}-{key}"
+    if (folder / "build.json").exists():
+        return folder
+    start = time.perf_counter()
+    prec = precision.choose(environment.pick_device(verbose=False))
+    model, tok = load_for_sft(sft_model_id, dtype=prec.load_dtype)
+    pairs = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")}
+                               for r in data.load_split("preference", "train")])
+    args = DPOConfig(output_dir=tempfile.mkdtemp(prefix="course-dpo-"), max_steps=cfg.dpo_steps,
+                     learning_rate=cfg.dpo_lr, beta=cfg.dpo_beta, per_device_train_batch_size=cfg.batch_size,
+                     max_length=cfg.seq_len, lr_scheduler_type="cosine", warmup_steps=10,
+                     logging_steps=max(1, cfg.dpo_steps // 20), save_strategy="no", seed=seed, report_to="none",
+                     loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0], activation_checkpointing=False,
+                     disable_tqdm=not progress, **prec.trainer_args)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM", target_modules="all-linear")
+    environment.set_seed(seed)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=pairs.shuffle(seed=seed), processing_class=tok,
+                         peft_config=lora)
+    trainer.train()
+    trainer.model = trainer.model.merge_and_unload()
+    return _save_trained(folder, trainer, tok, start, sft_model=sft_model_id, steps=cfg.dpo_steps, lr=cfg.dpo_lr,
+                         beta=cfg.dpo_beta, precision=prec.name)

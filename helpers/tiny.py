@@ -277,16 +277,19 @@ def resolve_model(model_id: str, progress: bool = True) -> str:
     """Map ``tiny:NAME`` to the folder of the course's tiny model; any other id (Hub or path) passes through.
 
     ``tiny:sft`` is ``tiny:base`` after lesson 02's fine-tuning recipe (``helpers.recipes.sft_model``);
-    ``tiny:rm`` is a reward model trained from it with lesson 06's recipe (``helpers.recipes.reward_model``).
+    ``tiny:rm`` is a reward model trained from it with lesson 06's recipe (``helpers.recipes.reward_model``);
+    ``tiny:dpo`` is it after lesson 07's preference tuning, merged (``helpers.recipes.dpo_model``).
 
     When ``$COURSE_STAND_INS`` names a JSON file ``{hub id: folder}`` (written by ``python -m course gpu-check``),
     those Hub ids resolve to local random-weight models of the same shape. Introduced in 02_sft.ipynb.
     """
-    if model_id in ("tiny:sft", "tiny:rm"):
+    if model_id in ("tiny:sft", "tiny:rm", "tiny:dpo"):
         from helpers import profiles, recipes
 
         if model_id == "tiny:rm":
             return str(recipes.reward_model("tiny:sft", profiles.PROFILES["tiny"], progress=progress))
+        if model_id == "tiny:dpo":
+            return str(recipes.dpo_model("tiny:sft", profiles.PROFILES["tiny"], progress=progress))
         return str(recipes.sft_model("tiny:base", profiles.PROFILES["tiny"], progress=progress))
     if model_id.startswith("tiny:"):
         return str(model_path(model_id.split(":", 1)[1], progress=progress))

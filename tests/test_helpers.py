@@ -82,6 +82,12 @@ def test_exercise_checkers_accept_right_and_reject_wrong_answers():
     assert exercises.check("08.clipped_objective", 2.4, ratio=1.5, advantage=2.0, clip=0.2) is True
     assert exercises.check("08.clipped_objective", 3.0, ratio=1.5, advantage=2.0, clip=0.2) is False
     assert exercises.check("08.last_token_advantage", 0.7, reward=1.0, value=0.3) is True
+    assert exercises.check("10.ci_half_width", 1.96 * math.sqrt(0.7 * 0.3 / 80), correct=56, n=80) is True
+    assert exercises.check("10.ci_half_width", math.sqrt(0.7 * 0.3 / 80), correct=56, n=80) is False
+    assert exercises.check("10.win_rate", 0.65, wins=50, ties=30, losses=20) is True
+    assert exercises.check("10.win_rate", 0.5, wins=50, ties=30, losses=20) is False
+    assert exercises.check("10.flip_rate", 0.3, pairs=120, consistent=84) is True
+    assert exercises.check("10.flip_rate", 0.7, pairs=120, consistent=84) is False
     with pytest.raises(KeyError):
         exercises.check("nope", 1)
 
@@ -143,6 +149,35 @@ def test_bootstrap_intervals_and_win_rates():
     assert diff == 0.25 and 0 < low < diff < high
     one_more = hits[:-1] + [1]  # a single item of 40 changed: the set cannot tell the two apart
     assert evaluation.paired_difference_ci(hits, one_more)[1] <= 0
+    # a cluster bootstrap over repeated questions: ten copies of each item are one piece of evidence, not ten
+    repeated, groups = [h for h in hits for _ in range(10)], [k for k in range(len(hits)) for _ in range(10)]
+    assert evaluation.bootstrap_ci(repeated, groups=groups) == evaluation.bootstrap_ci(hits)
+    assert evaluation.bootstrap_ci(hits, groups=list(range(len(hits)))) == evaluation.bootstrap_ci(hits)
+    with pytest.raises(ValueError, match="one group per item"):
+        evaluation.bootstrap_ci(hits, groups=[0])
     assert evaluation.win_rate([0, 1, 1, 0], [1, 1, 0, 1]) == {"wins": 2, "losses": 1, "ties": 1, "win_rate": 0.625}
     with pytest.raises(ValueError, match="same items"):
         evaluation.paired_difference_ci([1], [1, 0])
+
+
+def test_run_logs_diff_question_by_question(tmp_path):
+    from helpers import evaluation
+
+    rows = [{"task": "add", "messages": [{"role": "user", "content": f"Compute {i} + 1."},
+                                         {"role": "assistant", "content": str(i + 1)}]} for i in range(4)]
+    old = evaluation.write_run_log(tmp_path / "old.json", "m1", {"steps": 1}, 0, rows, ["1", "3", "x", "4"],
+                                   {"exact_match": [True, False, False, True]})
+    new = evaluation.write_run_log(tmp_path / "new.json", "m2", {"steps": 2}, 0, rows, ["1", "2", "y", "5"],
+                                   {"exact_match": [True, True, False, False]})
+    record = json.loads(old.read_text())
+    assert record["model"] == "m1" and record["seed"] == 0 and "torch" in record["versions"]
+    assert record["items"][1] == {"task": "add", "prompt": "Compute 1 + 1.", "reference": "2", "reply": "3",
+                                  "exact_match": False}
+    diff = evaluation.diff_runs(old, new)
+    assert [d["prompt"] for d in diff["fixed"]] == ["Compute 1 + 1."]
+    assert [d["new"] for d in diff["broken"]] == ["5"] and [d["old"] for d in diff["changed"]] == ["x"]
+    assert diff["config_keys"] == ["steps"] and diff["model"] == ("m1", "m2")
+    other = evaluation.write_run_log(tmp_path / "other.json", "m3", {}, 0, rows[:3], ["1", "2", "3"],
+                                     {"exact_match": [True] * 3})
+    with pytest.raises(ValueError, match="different prompts"):
+        evaluation.diff_runs(old, other)

@@ -183,6 +183,44 @@ def test_09_grpo(run):
         assert m["clean_after"][task] >= m["clean_before"][task] - 0.05, (task, m["clean_before"], m["clean_after"])
 
 
+def test_10_evaluation(run):
+    m = lesson(run, "10")
+    n = m["test_questions"]
+    assert m["precision"] == "fp32" and n == 300 and m["distinct_questions"] < n
+    # SFT beats base with a (question-level) confidence interval that excludes 0, and wins the A/B comparison
+    assert m["differences"]["SFT-base:all"][1] > 0.3, m["differences"]["SFT-base:all"]
+    assert m["win_rates"]["SFT vs base"]["win_rate"] >= 0.7
+    # the aligned model: the honesty it was trained for shows; the known families stay where they were
+    assert m["differences"]["aligned-SFT:unknown"][1] > 0.5
+    for task in ("add", "capital", "letter"):
+        assert m["differences"][f"aligned-SFT:{task}"][1] <= 0 <= m["differences"][f"aligned-SFT:{task}"][2]
+    # resampling distinct questions, not repeated rows, widens the intervals
+    row, clustered = m["row_intervals"]["SFT"]["add"], m["intervals"]["SFT"]["add"]
+    assert clustered[2] - clustered[1] > 1.5 * (row[2] - row[1])
+    # lm-eval and the course's evaluator: the same number, and the same verdict on every question
+    for name in ("base", "SFT", "aligned"):
+        assert m["harness"][name]["generate EM"] == m["exact_match"][name]
+        assert m["harness_same_rows"][name] == n
+        assert 0.4 <= m["harness"][name]["yes/no acc"] <= 0.6, "no model was taught yes/no: chance"
+    assert m["harness"]["base"]["choice acc"] >= m["harness"]["base"]["generate EM"] + 0.3, "likelihood sees more"
+    # the judges were measured: position bias shows when the answers swap; the reward model agrees with the rubric
+    assert m["judge_pairs"] >= 100 and 0 <= m["judge_flip_rate"] <= 1
+    assert m["judge_agreement"] - m["judge_swapped_agreement"] >= 0.5 and m["judge_flip_rate"] >= 0.5
+    assert m["rm_judge_agreement"] >= 0.75
+    # format: the same model without its chat template
+    assert m["exact_match"]["SFT"] - m["plain_exact_match"]["SFT"] >= 0.2
+    assert m["harness_no_template_exact_match"] <= m["exact_match"]["SFT"] - 0.3
+    # perplexity: the SFT model answers with low perplexity and has forgotten the corpus
+    assert max(m["perplexity"]["SFT"][t] for t in ("add", "capital", "letter")) < 3
+    assert m["perplexity"]["SFT"]["corpus"] > 10 * m["perplexity"]["base"]["corpus"]
+    # contamination: none in the fine-tuning data, a planted leak found whole, pretraining facts counted
+    assert m["test_prompts_in_train"] == 0 and m["planted_leak_recall"] == 1.0 and m["planted_leak_false_alarms"] == 0
+    assert m["answers_in_pretraining"] == {"add": 1.0, "capital": 1.0, "unknown": 0.0}
+    # one log per run, with every question; the diff of two runs counts what DPO fixed
+    assert m["log_items"] == n
+    assert m["diff_counts"]["fixed"] >= 0.5 * 60 and m["diff_counts"]["broken"] <= 5
+
+
 def test_11_decoding_kv_cache(run):
     m = lesson(run, "11")
     assert m["model"] == "tiny:large" and m["parameters"] > 5e6 and m["new_tokens"] == 256

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -100,6 +101,31 @@ def test_generation_batched_equals_unbatched_and_accuracy_counts():
     assert result["accuracy"] == hits / len(rows)
     assert evaluation.exact_match(" Lemon. ", "lemon") and not evaluation.exact_match("lemons", "lemon")
     assert evaluation.contains_answer("it is 12", "12")
+
+
+def test_answer_logprobs_and_next_token_margin_match_a_plain_forward_pass():
+    folder = tiny.model_path("base")
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    rows = data.load_split("sft", "test")[:5]
+    prompts, refs = evaluation.split_messages(rows)
+    logps, counts = evaluation.answer_logprobs(model, tok, prompts, refs, batch_size=2)  # padded batches
+    for prompt, ref, logp, count in zip(prompts, refs, logps, counts):
+        head = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        ids = tok(head + ref + "<|im_end|>", add_special_tokens=False, return_tensors="pt")["input_ids"]
+        n_head = len(tok(head, add_special_tokens=False)["input_ids"])
+        with torch.no_grad():
+            token_logps = model(ids).logits[0, :-1].log_softmax(-1).gather(-1, ids[0, 1:, None]).squeeze(-1)
+        assert count == ids.shape[1] - n_head, "the answer's tokens and the end of turn, nothing after"
+        assert abs(token_logps[n_head - 1:].sum().item() - logp.item()) < 1e-4
+    texts = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
+    margins = evaluation.next_token_margin(model, tok, texts, "A", "B", batch_size=2)
+    a, b = tok.convert_tokens_to_ids("A"), tok.convert_tokens_to_ids("B")
+    with torch.no_grad():
+        last = model(tok(texts[0], add_special_tokens=False, return_tensors="pt")["input_ids"]).logits[0, -1]
+    assert abs(margins[0].item() - (last[b] - last[a]).item()) < 1e-4, "left padding must not move the verdict"
+    with pytest.raises(ValueError, match="one token"):
+        evaluation.next_token_margin(model, tok, texts, "A", "no such token")
 
 
 def test_cache_write_keeps_the_first_complete_copy(tmp_path):
