@@ -149,6 +149,23 @@ def _useless_group(answer, group_size):
     return _close(answer, 0.0), f"all {group_size} rewards equal their mean: every advantage is 0, no gradient"
 
 
+# --- 05_distillation ---------------------------------------------------------------------------
+@exercise("05.t_squared")
+def _t_squared(answer, T):
+    return _close(answer, T**2), "softening by T scales the soft-target gradients by 1/T²"
+
+
+@exercise("05.softmax_temperature")
+def _softmax_temperature(answer, logits, T):
+    weights = [math.exp(z / T) for z in logits]
+    return _close(answer, weights[0] / sum(weights), rel=1e-2), "softmax of the logits divided by T"
+
+
+@exercise("05.kept_share")
+def _kept_share(answer, teacher, student):
+    return _close(answer, student / teacher, rel=1e-2), "the student's accuracy divided by the teacher's"
+
+
 # --- 10_evaluation -----------------------------------------------------------------------------
 @exercise("10.ci_half_width")
 def _ci_half_width(answer, correct, n):

@@ -39,6 +39,12 @@ class Profile:
     kl_coef: float  # weight of the per-token KL penalty against the reference in PPO's reward
     grpo_steps: int  # GRPOTrainer steps, each on a fresh batch of sampled groups (lesson 09)
     grpo_lr: float  # the policy's learning rate in GRPO (full fine-tuning)
+    teacher_model: str  # the teacher of lesson 05 (knowledge distillation)
+    student_model: str  # lesson 05's student: smaller, the teacher's tokenizer, pretrained only
+    distill_steps: int  # steps of every student in lesson 05
+    distill_lr: float  # the students' learning rate (full fine-tuning); the on-policy phase uses a tenth
+    distill_batch_size: int
+    on_policy_steps: int  # the last steps of lesson 05's third student, on-policy with TRL's GKDTrainer
     inference_model: str  # the model the inference lessons (11-14) decode, quantize and serve
     draft_model: str  # a small model with the inference model's tokenizer, speculative decoding's draft (lesson 13)
     minutes_hint: str  # shown in notebooks' time line
@@ -79,6 +85,12 @@ PROFILES = {
         kl_coef=1.0,
         grpo_steps=150,  # held-out letters with a distractor +24/+30/+19 points (seeds 0-2); ~50 s, one thread
         grpo_lr=5e-4,  # at 1e-3 the same gain with more damage to sums; at 2e-3 the policy collapses
+        teacher_model="tiny:sft",
+        student_model="tiny:draft",  # 0.15M, a sixth of the teacher
+        distill_steps=400,
+        distill_lr=5e-3,  # 1e-2: distilled students 38-63 % (seeds 0, 1); 3e-3 needs more steps
+        distill_batch_size=32,  # 16: distilled students 64-80 % after 400 steps
+        on_policy_steps=50,
         inference_model="tiny:large",  # ~8M: large enough that a decode step costs more than Python's overhead
         draft_model="tiny:draft",  # 0.15M, 52x smaller
         minutes_hint="CPU (2 cores)",
@@ -110,6 +122,12 @@ PROFILES = {
         kl_coef=0.2,
         grpo_steps=200,
         grpo_lr=1e-6,
+        teacher_model="Qwen/Qwen2.5-1.5B-Instruct",
+        student_model="Qwen/Qwen2.5-0.5B",
+        distill_steps=300,
+        distill_lr=2e-5,
+        distill_batch_size=8,
+        on_policy_steps=50,
         inference_model="Qwen/Qwen2.5-1.5B-Instruct",
         draft_model="Qwen/Qwen2.5-0.5B-Instruct",
         minutes_hint="T4 GPU",

@@ -169,6 +169,26 @@ def pack_corpus(texts: list[str], tokenizer, seq_len: int) -> torch.Tensor:
     return torch.tensor(ids[: n * seq_len]).view(n, seq_len)
 
 
+def tokenize_chats(rows: list[dict], tokenizer) -> dict[str, torch.Tensor]:
+    """SFT rows (``messages``) → right-padded ``input_ids``, ``attention_mask`` and ``labels`` tensors, one row per
+    conversation, with the chat template; ``labels`` are the token ids on the assistant's tokens (the template's
+    generation markers) and -100 elsewhere, as ``SFTTrainer`` with ``assistant_only_loss``. Introduced in
+    05_distillation.ipynb."""
+    encoded = [tokenizer.apply_chat_template(r["messages"], return_dict=True, return_assistant_tokens_mask=True)
+               for r in rows]
+    width = max(len(e["input_ids"]) for e in encoded)
+    ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
+    for i, e in enumerate(encoded):
+        n = len(e["input_ids"])
+        ids[i, :n], mask[i, :n] = torch.tensor(e["input_ids"]), 1
+        answer = torch.tensor(e["assistant_masks"], dtype=torch.bool)
+        labels[i, :n][answer] = ids[i, :n][answer]
+    if not (labels != -100).any(1).all():
+        raise ValueError("a conversation has no assistant tokens: the chat template needs {% generation %} markers")
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
 def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     """Linear warmup then cosine decay to 10 %. Introduced in 01_tokenizer_and_pretraining.ipynb."""
     if step < warmup:

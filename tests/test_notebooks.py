@@ -117,6 +117,20 @@ def test_04_data_curation(run):
     assert m["pii_left"] == 0 and m["pii_planted"] == 80 and m["scrubbed_wrongly"] == 0
 
 
+def test_05_distillation(run):
+    m = lesson(run, "05")
+    r = m["results"]
+    assert m["precision"] == "fp32" and m["steps"] == 400 and m["size_ratio"] <= 0.4
+    assert max(abs(m["loss_by_hand"] - m["loss_torch"]), abs(m["loss_by_hand"] - m["loss_trl"])) < 1e-6
+    assert 0 < m["top_k_mass"] < 1 and m["before_accuracy"] < 0.1, "the student starts unable to answer"
+    # soft targets at every position beat the answers alone on the same data, steps and learning rate
+    assert r["distilled"]["accuracy"] >= r["hard labels"]["accuracy"] + 0.2, r
+    assert r["distilled"]["kept"] >= 0.7 and r["on-policy"]["kept"] >= 0.7, "a sixth of the size, most of the accuracy"
+    assert r["distilled"]["parameters"] <= 0.4 * r["teacher"]["parameters"]
+    assert r["distilled"]["tokens_per_s"] >= 1.2 * r["teacher"]["tokens_per_s"], "a smaller model decodes faster"
+    assert m["seconds"]["on-policy"] > 0 and m["reloaded_accuracy"] == r[m["best"]]["accuracy"]
+
+
 def test_06_reward_model(run):
     m = lesson(run, "06")
     assert m["precision"] == "fp32" and m["rm_steps"] == 300
