@@ -233,3 +233,14 @@ def _kv_blocks(answer, prompt_tokens, new_tokens, block_size):
 def _littles_law(answer, in_flight, latency_s):
     return _close(answer, in_flight / latency_s, rel=1e-2), \
         "requests in flight = throughput × time each spends in the system (Little's law)"
+
+
+# --- 16_pruning ----------------------------------------------------------------------------------
+@exercise("16.dense_bytes")
+def _dense_bytes(answer, rows, columns, bytes_per_weight):
+    return answer == rows * columns * bytes_per_weight, "stored dense, a zero takes the bytes of any other weight"
+
+
+@exercise("16.neuron_weights")
+def _neuron_weights(answer, hidden):
+    return answer == 3 * hidden, "one row of gate_proj and of up_proj, one column of down_proj: hidden size each"

@@ -323,3 +323,23 @@ def test_every_figure_is_shown_once(run):
             if cell["cell_type"] == "code":
                 images = sum("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
                 assert images <= "".join(cell["source"]).count("plots.plot_"), (record["stem"], cell["source"][:2])
+
+
+def test_16_pruning(run):
+    m = lesson(run, "16")
+    base, sizes = m["baseline"], m["sizes"]
+    dense, sparse, small = sizes["dense"], sizes["unstructured 50 %"], sizes["structured, 25% of neurons"]
+    assert m["precision"] == "fp32" and m["zero_share_50"] == 0.5, "50 % magnitude pruning zeroes exactly half"
+    # zeros stored in dense matrices: nothing smaller, nothing faster
+    assert sparse["parameters"] == dense["parameters"] and sparse["bytes"] == dense["bytes"]
+    assert sparse["forward_tokens_per_s"] < 1.15 * dense["forward_tokens_per_s"]
+    # whole neurons removed: a smaller model, faster with the same dense kernels
+    assert small["parameters"] <= 0.7 * dense["parameters"] and small["bytes"] <= 0.7 * dense["bytes"]
+    assert small["forward_tokens_per_s"] >= 1.2 * dense["forward_tokens_per_s"], sizes
+    # the sweep: more pruning costs more, and the importance score beats chance
+    for runs in m["sweep"].values():
+        assert runs[-1]["perplexity"] > runs[0]["perplexity"]
+    assert m["pruned"]["accuracy"] >= m["random_neurons"]["accuracy"] + 0.2
+    # prune, then distill: a measured part of the lost accuracy comes back
+    assert base["accuracy"] - m["pruned"]["accuracy"] >= 0.1, "KEEP must cost accuracy for the recovery to mean anything"
+    assert m["recovered_share"] >= 0.5 and m["recovered"]["perplexity"] < m["pruned"]["perplexity"]
