@@ -235,6 +235,18 @@ def _littles_law(answer, in_flight, latency_s):
         "requests in flight = throughput × time each spends in the system (Little's law)"
 
 
+# --- 15_distributed_training -------------------------------------------------------------------
+@exercise("15.zero2_gb")
+def _zero2_gb(answer, parameters, gpus):
+    return _close(answer, (2 * parameters + 14 * parameters / gpus) / 1e9, rel=1e-2), \
+        "ZeRO-2 keeps the bf16 weights whole (2 bytes each) and shards gradients and Adam's state (2 + 12 bytes)"
+
+
+@exercise("15.global_batch")
+def _global_batch(answer, gpus, per_gpu):
+    return answer == gpus * per_gpu, "every GPU takes its own rows: the global batch is their sum"
+
+
 # --- 16_pruning ----------------------------------------------------------------------------------
 @exercise("16.dense_bytes")
 def _dense_bytes(answer, rows, columns, bytes_per_weight):

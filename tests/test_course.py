@@ -65,7 +65,7 @@ def test_syllabus_errors_are_clear(tmp_path):
     bad.write_text(text.replace('fast-track = ["00"', 'fast-track = ["99", "00"'))
     with pytest.raises(ValueError, match=r"path 'fast-track' names unknown lesson\(s\) \['99'\]"):
         syllabus.load(bad)
-    bad.write_text(text.replace('status = "planned"', 'status = "someday"', 1))
+    bad.write_text(text.replace('status = "ready"', 'status = "someday"', 1))
     with pytest.raises(ValueError, match="status 'someday'"):
         syllabus.load(bad)
 

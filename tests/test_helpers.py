@@ -86,6 +86,9 @@ def test_exercise_checkers_accept_right_and_reject_wrong_answers():
     assert exercises.check("05.softmax_temperature", 0.5065, logits=[2.0, 1.0, 0.0], T=2.0) is True
     assert exercises.check("05.softmax_temperature", 0.665, logits=[2.0, 1.0, 0.0], T=2.0) is False
     assert exercises.check("05.kept_share", 0.909, teacher=0.88, student=0.80) is True
+    assert exercises.check("15.zero2_gb", 2 * 7 + 14 * 7 / 8, parameters=7e9, gpus=8) is True
+    assert exercises.check("15.zero2_gb", 16 * 7, parameters=7e9, gpus=8) is False
+    assert exercises.check("15.global_batch", 32, gpus=4, per_gpu=8) is True
     assert exercises.check("16.dense_bytes", 4096 * 4096 * 2, rows=4096, columns=4096, bytes_per_weight=2) is True
     assert exercises.check("16.dense_bytes", 4096 * 4096, rows=4096, columns=4096, bytes_per_weight=2) is False
     assert exercises.check("16.neuron_weights", 3 * 896, hidden=896) is True

@@ -308,8 +308,8 @@ def test_no_server_outlives_its_lesson(run):
     import psutil
 
     survivors = [p.info for p in psutil.process_iter(["pid", "cmdline"])
-                 if "helpers.serving" in " ".join(p.info["cmdline"] or [])]
-    assert not survivors, f"lesson 14 left server processes behind: {survivors}"
+                 if any(name in " ".join(p.info["cmdline"] or []) for name in ("helpers.serving", "train_dist.py"))]
+    assert not survivors, f"lesson 14's servers or lesson 15's ranks left behind: {survivors}"
 
 
 def test_every_figure_is_shown_once(run):
@@ -323,6 +323,19 @@ def test_every_figure_is_shown_once(run):
             if cell["cell_type"] == "code":
                 images = sum("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
                 assert images <= "".join(cell["source"]).count("plots.plot_"), (record["stem"], cell["source"][:2])
+
+
+def test_15_distributed_training(run):
+    m = lesson(run, "15")
+    assert m["backend"] == "gloo" and m["world"] == 2 and m["ranks"] == [0, 1], "two ranks really ran"
+    assert m["accelerate_ranks"] == [0, 1], "accelerate launch --multi_gpu gives two processes on a CPU too"
+    assert m["shared_first_batch_rows"] == 0, "each rank takes its own shard"
+    assert m["ddp_same_weights"] and m["fsdp_same_weights"] and m["accelerate_same_weights"]
+    assert m["ddp_loss_gap"] < 1e-4 and m["fsdp_loss_gap"] < 1e-4, "same global batch, same losses as one process"
+    ddp, fsdp = m["ddp_param_bytes"], m["fsdp_param_bytes"]
+    assert sum(fsdp) == ddp[0] and all(abs(b / ddp[0] - 0.5) < 0.01 for b in fsdp), "FSDP: each rank half"
+    assert all(abs(b / m["ddp_optimizer_bytes"][0] - 0.5) < 0.01 for b in m["fsdp_optimizer_bytes"])
+    assert m["zero_gb_8_gpus"] == {"DDP": 16.0, "ZeRO-1": 5.5, "ZeRO-2": 3.75, "ZeRO-3 / FSDP": 2.0}
 
 
 def test_16_pruning(run):
