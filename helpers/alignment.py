@@ -12,7 +12,7 @@ from collections import defaultdict
 import torch
 
 from helpers.data import IDK
-from helpers.evaluation import generate, normalize
+from helpers.evaluation import continuation_logps, generate, normalize
 
 
 def as_sft_rows(pairs: list[dict]) -> list[dict]:
@@ -77,33 +77,19 @@ def reply_logps(model, tokenizer, prompts: list[list[dict]], replies: list[list[
 
     Introduced in 07_dpo.ipynb.
     """
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     sums = []
     for start in range(0, len(prompts), batch_size):
-        rows, starts = [], []
+        heads, rows = [], []
         for prompt, reply in zip(prompts[start:start + batch_size], replies[start:start + batch_size]):
             head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
             full = tokenizer.apply_chat_template(prompt + reply, tokenize=False)
             if not full.startswith(head):
                 raise ValueError(f"the chat template renders the reply before the prompt ends: {full!r}")
-            head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
-            full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-            first = next((i for i, (a, b) in enumerate(zip(head_ids, full_ids)) if a != b), len(head_ids))
-            rows.append(full_ids)
-            starts.append(first)
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, row in enumerate(rows):  # right padding: positions stay those of an unpadded row
-            ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        token_logps = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None].to(device)).squeeze(-1).cpu()
-        in_reply = torch.zeros_like(token_logps)
-        for i, (row, first) in enumerate(zip(rows, starts)):
-            in_reply[i, first - 1:len(row) - 1] = 1  # logit t predicts token t + 1
-        sums.append((token_logps * in_reply).sum(1))
+            heads.append(head)
+            rows.append(tokenizer(full, add_special_tokens=False)["input_ids"])
+        sums.append(continuation_logps(model, tokenizer, heads, rows)[0])
     model.train(was_training)
     return torch.cat(sums)
 

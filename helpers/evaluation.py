@@ -279,6 +279,30 @@ def diff_runs(old_path, new_path, score: str = "exact_match") -> dict:
 
 
 @torch.no_grad()
+def continuation_logps(model, tokenizer, heads: list[str], rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed log-probability, token count) of what each token row holds after its text ``head``, in one
+    right-padded forward pass. The continuation starts at the first token where the row differs from the head's
+    own tokens: a tokenizer may merge the continuation's first characters with what precedes them, so the two are
+    not tokenized apart. Introduced in 07_dpo.ipynb (inside ``alignment.reply_logps``)."""
+    starts = []
+    for head, row in zip(heads, rows, strict=True):
+        head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+        starts.append(next((i for i, (a, b) in enumerate(zip(head_ids, row)) if a != b), len(head_ids)))
+    device = next(model.parameters()).device
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):  # right padding: positions stay those of an unpadded row
+        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+    token_logps = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None].to(device)).squeeze(-1).cpu()
+    scored = torch.zeros_like(token_logps)
+    for i, (row, first) in enumerate(zip(rows, starts)):
+        scored[i, first - 1:len(row) - 1] = 1  # logit t predicts token t + 1
+    return (token_logps * scored).sum(1), scored.sum(1).long()
+
+
+@torch.no_grad()
 def answer_logprobs(model, tokenizer, prompts: list[list[dict]], answers: list[str],
                     batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed log-probability, token count) of each answer, as the model would generate it: the answer's tokens
@@ -287,27 +311,16 @@ def answer_logprobs(model, tokenizer, prompts: list[list[dict]], answers: list[s
     Introduced in 10_evaluation.ipynb."""
     vocab = tokenizer.get_vocab()
     end = vocab["<|im_end|>"] if "<|im_end|>" in vocab else tokenizer.eos_token_id
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     sums, counts = [], []
     for start in range(0, len(prompts), batch_size):
-        rows, firsts = [], []
-        for prompt, answer in zip(prompts[start:start + batch_size], answers[start:start + batch_size], strict=True):
-            head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-            head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
-            full_ids = tokenizer(head + answer, add_special_tokens=False)["input_ids"] + [end]
-            rows.append(full_ids)
-            firsts.append(next((i for i, (a, b) in enumerate(zip(head_ids, full_ids)) if a != b), len(head_ids)))
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask, scored = torch.zeros_like(ids), torch.zeros(len(rows), width - 1)
-        for i, (row, first) in enumerate(zip(rows, firsts)):  # right padding: positions stay an unpadded row's
-            ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
-            scored[i, first - 1:len(row) - 1] = 1  # logit t predicts token t + 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()
-        token_logps = logits.log_softmax(-1).gather(-1, ids[:, 1:, None].to(device)).squeeze(-1).cpu()
-        sums.append((token_logps * scored).sum(1))
-        counts.append(scored.sum(1).long())
+        heads = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
+                 for p in prompts[start:start + batch_size]]
+        rows = [tokenizer(head + answer, add_special_tokens=False)["input_ids"] + [end]
+                for head, answer in zip(heads, answers[start:start + batch_size], strict=True)]
+        batch_sums, batch_counts = continuation_logps(model, tokenizer, heads, rows)
+        sums.append(batch_sums)
+        counts.append(batch_counts)
     model.train(was_training)
     return torch.cat(sums), torch.cat(counts)

@@ -65,7 +65,7 @@ def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str,
             low_high = [intervals[name].get(c, (h, h)) for c, h in zip(categories, heights)]
             errors = [[h - lo for h, (lo, _) in zip(heights, low_high)], [hi - h for h, (_, hi) in zip(heights, low_high)]]
         bars = ax.bar(x + i * width - 0.4 + width / 2, heights, width, label=name, yerr=errors, capsize=3)
-        ax.bar_label(bars, fmt="%.2g", fontsize=8, padding=2 if errors is None else 12)
+        ax.bar_label(bars, fmt="%.2g", fontsize=8, padding=0 if errors is None else 12)  # above the error bar
     ax.set_xticks(x, categories)
     ax.set(title=title, ylabel=ylabel)
     ax.legend()
