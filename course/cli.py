@@ -1,4 +1,4 @@
-"""The course runner: `python -m course list | run | report | check-env | gpu-check | sync | set-repo`."""
+"""The course runner: `python -m course list | run | report | check-env | gpu-check | matrix | sync | set-repo`."""
 
 from __future__ import annotations
 
@@ -79,6 +79,13 @@ def cmd_gpu_check(args) -> int:
     return gpucheck.main(args.only, native=args.native, out_root=args.out)
 
 
+def cmd_matrix(args) -> int:
+    from course import matrix
+
+    return matrix.main(args.only, args.seeds, args.kernels, path=args.path, jobs=args.jobs, out_root=args.out,
+                       cache_root=args.cache)
+
+
 def cmd_sync(args) -> int:
     from course import sync
 
@@ -128,6 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     gpu.add_argument("--native", action="store_true", help="use this GPU's own precision; do not update the table")
     gpu.add_argument("--out", type=Path, help="folder for run outputs (default: runs/)")
     gpu.set_defaults(func=cmd_gpu_check)
+    mat = sub.add_parser("matrix", help="run lessons over seeds x CPU kernel sets; table of every claim's min/max")
+    mat.add_argument("--only", nargs="+", metavar="NN", help="these lesson numbers (default: the whole path)")
+    mat.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="the lessons' SEED values")
+    mat.add_argument("--kernels", nargs="+", default=["default", "avx2", "avx512"],
+                     help="CPU kernel sets (default avx2 avx512); one this CPU lacks is skipped and reported")
+    mat.add_argument("--path", default="complete", help="learning path the lessons come from")
+    mat.add_argument("--jobs", type=int, default=2, help="notebooks at once within a cell")
+    mat.add_argument("--out", type=Path, help="folder for the cells' runs and the table (default: runs/)")
+    mat.add_argument("--cache", type=Path, help="root of the per-kernel-set model caches (default: <cache>/matrix)")
+    mat.set_defaults(func=cmd_matrix)
     syn = sub.add_parser("sync", help="regenerate badges, install cells and colab/README.md from the syllabus")
     syn.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is stale")
     syn.set_defaults(func=cmd_sync)

@@ -44,18 +44,22 @@ def parse_params(items: list[str]) -> dict:
     return params
 
 
-def prepare(profile: str, lessons: list[Lesson] = ()) -> dict:
+def prepare(profile: str, lessons: list[Lesson] = (), seed: int = 0) -> dict:
     """Build the cached models the lessons share, once, before any notebook starts; returns seconds per model.
 
-    That is ``helpers.tiny.SHARED`` plus the ``models`` the given lessons name in the syllabus. Notebooks running
-    in parallel would otherwise each build the same model at the same time.
+    That is ``helpers.recipes.SHARED`` plus the ``models`` the given lessons name in the syllabus, the fine-tuned
+    ones with ``seed`` (the lessons' ``SEED``, which their setup cell makes the shared models' seed too). Notebooks
+    running in parallel would otherwise each build the same model at the same time.
     """
+    from helpers import cache
+
+    cache.use_seed(seed)  # the notebooks' kernels inherit it
     if profile != "tiny":
         return {}
-    from helpers import tiny
+    from helpers import recipes
 
-    extra = [m for lesson in lessons for m in lesson.models if m not in tiny.SHARED]
-    return tiny.build_shared((*tiny.SHARED, *dict.fromkeys(extra)))
+    extra = [m for lesson in lessons for m in lesson.models if m not in recipes.SHARED]
+    return recipes.build_shared((*recipes.SHARED, *dict.fromkeys(extra)))
 
 
 def with_probe(lesson: Lesson):
@@ -124,8 +128,8 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
     print(f"path {path} · profile {profile} · {len(ready)} of {len(lessons)} lessons ready · {jobs} at a time · "
           f"output {run_dir}", flush=True)
     start_all = time.perf_counter()
-    prepared = prepare(profile, ready) if ready else {}
     parameters = {"PROFILE": profile, **(params or {})}
+    prepared = prepare(profile, ready, int(parameters.get("SEED", 0))) if ready else {}
     records = {}
     for lesson in lessons:
         if lesson.status != "ready":

@@ -22,7 +22,7 @@ class Lesson:
     minutes_cpu: int
     hardware: str
     packages: tuple[str, ...] = ()  # installed on Colab/Kaggle beside the course's core packages
-    models: tuple[str, ...] = ()  # cached tiny models it needs beyond helpers.tiny.SHARED (the runner builds them first)
+    models: tuple[str, ...] = ()  # cached tiny models it needs beyond helpers.recipes.SHARED (the runner builds them first)
 
     @property
     def stem(self) -> str:

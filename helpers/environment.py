@@ -62,19 +62,6 @@ def hosted_platform() -> str:
     return "local"
 
 
-def resolve_profile(profile: str) -> str:
-    """``auto`` → ``t4`` when CUDA is present, else ``tiny``; other names are checked. Introduced in 00_welcome.ipynb."""
-    from helpers.profiles import PROFILES
-
-    if profile == "auto":
-        import torch
-
-        return "t4" if torch.cuda.is_available() else "tiny"
-    if profile not in PROFILES:
-        raise ValueError(f"unknown PROFILE {profile!r}; choose 'auto' or one of {sorted(PROFILES)}")
-    return profile
-
-
 def cap_gpu_memory(gib: float, verbose: bool = True) -> float:
     """Limit this process's CUDA allocator to ``gib`` GiB (e.g. a T4's) and return the fraction set.
 
@@ -94,10 +81,15 @@ def cap_gpu_memory(gib: float, verbose: bool = True) -> float:
 def setup(seed: int = 0, profile: str = "auto", verbose: bool = True):
     """The setup cell in one call: seed, device, versions, platform and resolved profile.
 
-    Returns ``(profile_name, device)``. Also turns Hub downloads off for the offline ``tiny`` profile.
+    Returns ``(profile_name, device)``. Also turns Hub downloads off for the offline ``tiny`` profile, and makes
+    ``seed`` the seed of the shared fine-tuned models the lesson loads (``helpers.cache``).
     Introduced in 00_welcome.ipynb.
     """
+    from helpers.cache import use_seed
+    from helpers.profiles import resolve_profile
+
     name = resolve_profile(profile)
+    use_seed(seed)  # the shared tiny models (tiny:sft, tiny:rm, tiny:dpo) this process loads are built with it
     if name == "tiny":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

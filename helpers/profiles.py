@@ -160,8 +160,17 @@ def hub_ids(profile: str = "t4") -> list[str]:
     return sorted({v for k, v in fields.items() if k.endswith("_model") and not v.startswith("tiny:")})
 
 
+def resolve_profile(profile: str) -> str:
+    """``auto`` → ``t4`` when CUDA is present, else ``tiny``; other names are checked. Introduced in 00_welcome.ipynb."""
+    if profile == "auto":
+        import torch
+
+        return "t4" if torch.cuda.is_available() else "tiny"
+    if profile not in PROFILES:
+        raise ValueError(f"unknown PROFILE {profile!r}; choose 'auto' or one of {sorted(PROFILES)}")
+    return profile
+
+
 def get_profile(name: str, **overrides) -> Profile:
     """The resolved profile with a notebook's non-None overrides. Introduced in 00_welcome.ipynb."""
-    from helpers.environment import resolve_profile
-
     return PROFILES[resolve_profile(name)].with_overrides(**overrides)

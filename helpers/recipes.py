@@ -3,7 +3,7 @@
 ``sft_model(base, profile)`` is lesson 02's supervised fine-tuning (full weights, ``SFTTrainer``, assistant-only
 loss on ``data/sft/train``) applied to any base model, tiny or from the Hub. Lesson 03 compares its adapters
 against it, and the alignment lessons start from it, without re-training SFT in every notebook. ``tiny:sft``
-(``helpers.tiny.resolve_model``) is this recipe on ``tiny:base`` with the tiny profile.
+(``resolve_model``) is this recipe on ``tiny:base`` with the tiny profile.
 
 Introduced in 03_lora_qlora.ipynb; the same recipe is written out step by step in 02_sft.ipynb.
 """
@@ -13,13 +13,17 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
+from helpers import tiny
+from helpers.cache import atomic_save, cache_dir, shared_seed
 from helpers.data import DATA_DIR
-from helpers.paths import cache_dir
-from helpers.profiles import Profile
+from helpers.profiles import PROFILES, Profile
+
+SHARED = ("base", "sft", "rm")  # the cached models lessons start from; the course runner builds them before any notebook
 
 
 def sft_args(output_dir: str, cfg: Profile, steps: int, lr: float, precision, seed: int = 0,
@@ -44,18 +48,14 @@ def load_for_sft(model_id: str, **kwargs):
     """
     from transformers import AutoModelForCausalLM
 
-    from helpers import tiny
-
-    return AutoModelForCausalLM.from_pretrained(tiny.resolve_model(model_id), **kwargs), load_tokenizer(model_id)
+    return AutoModelForCausalLM.from_pretrained(resolve_model(model_id), **kwargs), load_tokenizer(model_id)
 
 
 def load_tokenizer(model_id: str):
     """The tokenizer of ``load_for_sft`` alone (course chat template, pad token), without loading the weights."""
     from transformers import AutoTokenizer
 
-    from helpers import tiny
-
-    tok = AutoTokenizer.from_pretrained(tiny.resolve_model(model_id))
+    tok = AutoTokenizer.from_pretrained(resolve_model(model_id))
     if "{% generation %}" not in (tok.chat_template or ""):
         tok.chat_template = tiny.CHAT_TEMPLATE
     tok.pad_token = tok.pad_token or tok.eos_token
@@ -64,50 +64,64 @@ def load_tokenizer(model_id: str):
 
 def _key(*parts, functions: tuple = (), split: str = "sft") -> str:
     h = hashlib.sha256()
-    for fn in (sft_args, load_for_sft, load_tokenizer, sft_model, _save_trained, *functions):
+    for fn in (sft_args, load_for_sft, load_tokenizer, sft_model, _save_trained, _entry, *functions):
         h.update(inspect.getsource(fn).encode())
     h.update((DATA_DIR / split / "train.jsonl").read_bytes())
     h.update(json.dumps(parts, sort_keys=True, default=str).encode())
     return h.hexdigest()[:12]
 
 
+def _entry(kind: str, model_id: str, *parts, functions: tuple = (), split: str = "sft") -> Path:
+    """The cache folder of recipe ``kind`` applied to ``model_id`` (its resolved folder and ``parts`` in the key)."""
+    key = _key(model_id, Path(resolve_model(model_id)).name, *parts, functions=functions, split=split)
+    return cache_dir() / f"{kind}-{model_id.replace('/', '--').replace(':', '-')}-{key}"
+
+
+def _preference_pairs(seed: int):
+    """The shipped preference training pairs as a shuffled ``Dataset`` (prompt, chosen, rejected)."""
+    from datasets import Dataset
+
+    from helpers import data
+
+    rows = data.load_split("preference", "train")
+    return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]).shuffle(seed=seed)
+
+
 def _save_trained(folder: Path, trainer, tok, start: float, **info) -> Path:
     """Save a recipe's trained model and tokenizer into its cache ``folder`` atomically, with ``build.json``."""
     import torch
 
-    from helpers import tiny
-
     info |= {"losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
-             "train_seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
+             "train_seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__,
+             "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
     def save(tmp: Path) -> None:
         trainer.model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "build.json").write_text(json.dumps(info, indent=1))
 
-    tiny._atomic_save(folder, save)
+    atomic_save(folder, save)
     return folder
 
 
-def sft_model(base_model: str, cfg: Profile, seed: int = 0, progress: bool = True) -> Path:
+def sft_model(base_model: str, cfg: Profile, seed: int | None = None, progress: bool = True) -> Path:
     """Folder of ``base_model`` fine-tuned with lesson 02's recipe (``cfg.sft_steps`` at ``cfg.sft_lr``), cached.
 
     The first call trains (on the GPU when there is one) and saves model, tokenizer and ``build.json``
-    (steps, losses, seconds); later calls return the folder. Introduced in 03_lora_qlora.ipynb.
+    (steps, losses, seconds); later calls return the folder. ``seed`` None: the course seed
+    (``helpers.cache.shared_seed``). Introduced in 03_lora_qlora.ipynb.
     """
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from helpers import data, environment, precision, tiny
+    from helpers import data, environment, precision
 
-    base_path = tiny.resolve_model(base_model)
-    key = _key(base_model, Path(base_path).name, cfg.sft_steps, cfg.sft_lr, cfg.batch_size, cfg.seq_len, seed)
-    folder = cache_dir() / f"sft-{base_model.replace('/', '--').replace(':', '-')}-{key}"
+    seed = shared_seed() if seed is None else seed
+    folder = _entry("sft", base_model, cfg.sft_steps, cfg.sft_lr, cfg.batch_size, cfg.seq_len, seed)
     if (folder / "build.json").exists():
         return folder
     start = time.perf_counter()
-    device = environment.pick_device(verbose=False)
-    prec = precision.choose(device)
+    prec = precision.choose(environment.pick_device(verbose=False))
     model, tok = load_for_sft(base_model, dtype=prec.load_dtype)
     train = Dataset.from_list([{"messages": r["messages"]} for r in data.load_split("sft", "train")])
     args = sft_args(tempfile.mkdtemp(prefix="course-sft-"), cfg, cfg.sft_steps, cfg.sft_lr, prec, seed,
@@ -116,74 +130,68 @@ def sft_model(base_model: str, cfg: Profile, seed: int = 0, progress: bool = Tru
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
     trainer.train()
     return _save_trained(folder, trainer, tok, start, base_model=base_model, steps=cfg.sft_steps, lr=cfg.sft_lr,
-                         precision=prec.name)
+                         seed=seed, precision=prec.name)
 
 
-def reward_model(sft_model_id: str, cfg: Profile, seed: int = 0, progress: bool = True) -> Path:
+def reward_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progress: bool = True) -> Path:
     """Folder of a Bradley–Terry reward model on the shipped preference pairs, cached: lesson 06's recipe
     (``AutoModelForSequenceClassification`` from the SFT model, score head started at zero, ``RewardTrainer``,
     ``cfg.rm_steps`` at ``cfg.rm_lr``) without its on-policy pairs. Lessons 08 and 09 score rollouts with it.
 
-    ``tiny:rm`` (``helpers.tiny.resolve_model``) is this recipe on ``tiny:sft``. Introduced in 08_ppo_rlhf.ipynb.
+    ``tiny:rm`` (``resolve_model``) is this recipe on ``tiny:sft``; ``seed`` None: the course seed.
+    Introduced in 08_ppo_rlhf.ipynb.
     """
     import torch
-    from datasets import Dataset
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    from helpers import data, environment, precision, tiny
+    from helpers import environment, precision
 
-    sft_path = tiny.resolve_model(sft_model_id, progress=progress)
-    key = _key(sft_model_id, Path(sft_path).name, cfg.rm_steps, cfg.rm_lr, cfg.batch_size, cfg.seq_len, seed,
-               functions=(reward_model,), split="preference")
-    folder = cache_dir() / f"rm-{sft_model_id.replace('/', '--').replace(':', '-')}-{key}"
+    seed = shared_seed() if seed is None else seed
+    folder = _entry("rm", sft_model_id, cfg.rm_steps, cfg.rm_lr, cfg.batch_size, cfg.seq_len, seed,
+                    functions=(reward_model, _preference_pairs), split="preference")
     if (folder / "build.json").exists():
         return folder
     start = time.perf_counter()
     prec = precision.choose(environment.pick_device(verbose=False))
-    tok = load_tokenizer(sft_model_id)  # the weights come from sft_path, into a classifier
-    model = AutoModelForSequenceClassification.from_pretrained(sft_path, num_labels=1, dtype=prec.load_dtype)
+    tok = load_tokenizer(sft_model_id)  # the weights come from the SFT model's folder, into a classifier
+    model = AutoModelForSequenceClassification.from_pretrained(resolve_model(sft_model_id), num_labels=1,
+                                                               dtype=prec.load_dtype)
     model.config.pad_token_id = tok.pad_token_id
     torch.nn.init.zeros_(model.score.weight)
-    pairs = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")}
-                               for r in data.load_split("preference", "train")])
     args = RewardConfig(output_dir=tempfile.mkdtemp(prefix="course-rm-"), max_steps=cfg.rm_steps,
                         learning_rate=cfg.rm_lr, per_device_train_batch_size=cfg.batch_size,
                         lr_scheduler_type="cosine", warmup_steps=20, max_length=cfg.seq_len,
                         logging_steps=max(1, cfg.rm_steps // 30), save_strategy="no", seed=seed, report_to="none",
                         activation_checkpointing=False, disable_tqdm=not progress, **prec.trainer_args)
     environment.set_seed(seed)
-    trainer = RewardTrainer(model=model, args=args, train_dataset=pairs.shuffle(seed=seed), processing_class=tok)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=_preference_pairs(seed), processing_class=tok)
     trainer.train()
     return _save_trained(folder, trainer, tok, start, sft_model=sft_model_id, steps=cfg.rm_steps, lr=cfg.rm_lr,
-                         precision=prec.name)
+                         seed=seed, precision=prec.name)
 
 
-def dpo_model(sft_model_id: str, cfg: Profile, seed: int = 0, progress: bool = True) -> Path:
+def dpo_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progress: bool = True) -> Path:
     """Folder of ``sft_model_id`` after lesson 07's preference tuning, merged and cached: ``DPOTrainer`` with a LoRA
     adapter (r 16, all linear layers), DPO plus the NLL of the chosen reply (weights 1 and 1), ``cfg.dpo_steps``
     at ``cfg.dpo_lr`` and ``β = cfg.dpo_beta`` on the shipped preference pairs, then the adapter merged.
 
-    ``tiny:dpo`` (``helpers.tiny.resolve_model``) is this recipe on ``tiny:sft``: the aligned model lesson 10
-    compares with the base and SFT models. Introduced in 10_evaluation.ipynb.
+    ``tiny:dpo`` (``resolve_model``) is this recipe on ``tiny:sft``: the aligned model lesson 10 compares with the
+    base and SFT models; ``seed`` None: the course seed. Introduced in 10_evaluation.ipynb.
     """
-    from datasets import Dataset
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
 
-    from helpers import data, environment, precision, tiny
+    from helpers import environment, precision
 
-    sft_path = tiny.resolve_model(sft_model_id, progress=progress)
-    key = _key(sft_model_id, Path(sft_path).name, cfg.dpo_steps, cfg.dpo_lr, cfg.dpo_beta, cfg.batch_size,
-               cfg.seq_len, seed, functions=(dpo_model,), split="preference")
-    folder = cache_dir() / f"dpo-{sft_model_id.replace('/', '--').replace(':', '-')}-{key}"
+    seed = shared_seed() if seed is None else seed
+    folder = _entry("dpo", sft_model_id, cfg.dpo_steps, cfg.dpo_lr, cfg.dpo_beta, cfg.batch_size, cfg.seq_len,
+                    seed, functions=(dpo_model, _preference_pairs), split="preference")
     if (folder / "build.json").exists():
         return folder
     start = time.perf_counter()
     prec = precision.choose(environment.pick_device(verbose=False))
     model, tok = load_for_sft(sft_model_id, dtype=prec.load_dtype)
-    pairs = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")}
-                               for r in data.load_split("preference", "train")])
     args = DPOConfig(output_dir=tempfile.mkdtemp(prefix="course-dpo-"), max_steps=cfg.dpo_steps,
                      learning_rate=cfg.dpo_lr, beta=cfg.dpo_beta, per_device_train_batch_size=cfg.batch_size,
                      max_length=cfg.seq_len, lr_scheduler_type="cosine", warmup_steps=10,
@@ -192,9 +200,49 @@ def dpo_model(sft_model_id: str, cfg: Profile, seed: int = 0, progress: bool = T
                      disable_tqdm=not progress, **prec.trainer_args)
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM", target_modules="all-linear")
     environment.set_seed(seed)
-    trainer = DPOTrainer(model=model, args=args, train_dataset=pairs.shuffle(seed=seed), processing_class=tok,
+    trainer = DPOTrainer(model=model, args=args, train_dataset=_preference_pairs(seed), processing_class=tok,
                          peft_config=lora)
     trainer.train()
     trainer.model = trainer.model.merge_and_unload()
     return _save_trained(folder, trainer, tok, start, sft_model=sft_model_id, steps=cfg.dpo_steps, lr=cfg.dpo_lr,
-                         beta=cfg.dpo_beta, precision=prec.name)
+                         beta=cfg.dpo_beta, seed=seed, precision=prec.name)
+
+
+def resolve_model(model_id: str, progress: bool = True) -> str:
+    """Map a ``tiny:NAME`` id to the folder of the course's cached model, building it on first use; any other id
+    (Hub or path) passes through.
+
+    ``tiny:base``, ``tiny:draft``, ``tiny:large`` are pretrained by ``helpers.tiny.model_path``; ``tiny:sft`` is
+    ``tiny:base`` after lesson 02's fine-tuning (``sft_model``), ``tiny:rm`` a reward model trained from it with
+    lesson 06's recipe (``reward_model``), ``tiny:dpo`` it after lesson 07's preference tuning, merged
+    (``dpo_model``); these three are built with the course seed (``helpers.cache.shared_seed``: the lesson's
+    ``SEED``), each seed its own cache entry.
+
+    When ``$COURSE_STAND_INS`` names a JSON file ``{hub id: folder}`` (written by ``python -m course gpu-check``),
+    those Hub ids resolve to local random-weight models of the same shape. Introduced in 02_sft.ipynb.
+    """
+    recipe = {"tiny:sft": lambda: sft_model("tiny:base", PROFILES["tiny"], progress=progress),
+              "tiny:rm": lambda: reward_model("tiny:sft", PROFILES["tiny"], progress=progress),
+              "tiny:dpo": lambda: dpo_model("tiny:sft", PROFILES["tiny"], progress=progress)}.get(model_id)
+    if recipe:
+        return str(recipe())
+    if model_id.startswith("tiny:"):
+        return str(tiny.model_path(model_id.split(":", 1)[1], progress=progress))
+    stand_ins = os.environ.get("COURSE_STAND_INS")
+    if stand_ins:
+        return json.loads(Path(stand_ins).read_text()).get(model_id, model_id)
+    return model_id
+
+
+def build_shared(names: tuple[str, ...] = SHARED) -> dict[str, float]:
+    """Build (or find in the cache) the shared tiny models with the course seed; returns the seconds each took.
+
+    Called once by the course runner before notebooks run, so parallel lessons never build the same model
+    twice at once. Introduced in 00_welcome.ipynb (for maintainers).
+    """
+    seconds = {}
+    for name in ("tokenizer", *names):
+        start = time.perf_counter()
+        tiny.tokenizer_path() if name == "tokenizer" else resolve_model(f"tiny:{name}", progress=False)
+        seconds[name] = round(time.perf_counter() - start, 1)
+    return seconds

@@ -38,7 +38,7 @@ def build(hub_id: str, root: Path, dtype: torch.dtype = torch.bfloat16, device: 
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from helpers import tiny
+    from helpers import cache, tiny
 
     key = hashlib.sha256(json.dumps([hub_id, HUB_SHAPES[hub_id], str(dtype)], sort_keys=True).encode()).hexdigest()[:10]
     folder = Path(root) / f"{hub_id.replace('/', '--')}-{key}"
@@ -53,7 +53,7 @@ def build(hub_id: str, root: Path, dtype: torch.dtype = torch.bfloat16, device: 
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
-    tiny._atomic_save(folder, save)
+    cache.atomic_save(folder, save)
     return folder
 
 

@@ -14,16 +14,14 @@ import hashlib
 import inspect
 import json
 import math
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from helpers.cache import atomic_save, cache_dir
 from helpers.data import DATA_DIR, load_chats, load_corpus
-from helpers.paths import cache_dir
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 
@@ -137,7 +135,7 @@ def tokenizer_path(data_dir: Path = DATA_DIR, vocab_size: int = VOCAB_SIZE) -> P
     folder = cache_dir() / f"tokenizer-{_digest(vocab_size, SPECIAL_TOKENS, CHAT_TEMPLATE, _corpus_digest(data_dir))}"
     if not (folder / "tokenizer.json").exists():
         tok = train_tokenizer(load_corpus("train", data_dir), vocab_size)
-        _atomic_save(folder, tok.save_pretrained)
+        atomic_save(folder, tok.save_pretrained)
     return folder
 
 
@@ -223,23 +221,6 @@ def pretrain(model, rows: torch.Tensor, recipe: PretrainRecipe, progress: bool =
     return losses
 
 
-def _atomic_save(folder: Path, save) -> None:
-    """Write into a private temporary folder, then rename it into place.
-
-    Two processes building the same entry at once (parallel notebooks, pytest-xdist) each write their own
-    temporary folder; the first rename wins and the other copy is discarded, since both are identical.
-    """
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save(tmp)
-    try:
-        tmp.rename(folder)
-    except OSError:
-        if not folder.exists():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def model_path(name: str = "base", recipe: PretrainRecipe | None = None, data_dir: Path = DATA_DIR,
                progress: bool = True) -> Path:
     """Return the folder of the pretrained tiny model ``name``, building it on first use.
@@ -272,48 +253,5 @@ def model_path(name: str = "base", recipe: PretrainRecipe | None = None, data_di
         tok.save_pretrained(tmp)
         (tmp / "build.json").write_text(json.dumps(info, indent=1))
 
-    _atomic_save(folder, save)
+    atomic_save(folder, save)
     return folder
-
-
-SHARED = ("base", "sft", "rm")  # the cached models lessons start from; the course runner builds them before any notebook
-
-
-def build_shared(names: tuple[str, ...] = SHARED) -> dict[str, float]:
-    """Build (or find in the cache) the shared tiny models; returns the seconds each took here.
-
-    Called once by the course runner before notebooks run, so parallel lessons never build the same model
-    twice at once. Introduced in 00_welcome.ipynb (for maintainers).
-    """
-    seconds = {}
-    for name in ("tokenizer", *names):
-        start = time.perf_counter()
-        tokenizer_path() if name == "tokenizer" else resolve_model(f"tiny:{name}", progress=False)
-        seconds[name] = round(time.perf_counter() - start, 1)
-    return seconds
-
-
-def resolve_model(model_id: str, progress: bool = True) -> str:
-    """Map ``tiny:NAME`` to the folder of the course's tiny model; any other id (Hub or path) passes through.
-
-    ``tiny:sft`` is ``tiny:base`` after lesson 02's fine-tuning recipe (``helpers.recipes.sft_model``);
-    ``tiny:rm`` is a reward model trained from it with lesson 06's recipe (``helpers.recipes.reward_model``);
-    ``tiny:dpo`` is it after lesson 07's preference tuning, merged (``helpers.recipes.dpo_model``).
-
-    When ``$COURSE_STAND_INS`` names a JSON file ``{hub id: folder}`` (written by ``python -m course gpu-check``),
-    those Hub ids resolve to local random-weight models of the same shape. Introduced in 02_sft.ipynb.
-    """
-    if model_id in ("tiny:sft", "tiny:rm", "tiny:dpo"):
-        from helpers import profiles, recipes
-
-        if model_id == "tiny:rm":
-            return str(recipes.reward_model("tiny:sft", profiles.PROFILES["tiny"], progress=progress))
-        if model_id == "tiny:dpo":
-            return str(recipes.dpo_model("tiny:sft", profiles.PROFILES["tiny"], progress=progress))
-        return str(recipes.sft_model("tiny:base", profiles.PROFILES["tiny"], progress=progress))
-    if model_id.startswith("tiny:"):
-        return str(model_path(model_id.split(":", 1)[1], progress=progress))
-    stand_ins = os.environ.get("COURSE_STAND_INS")
-    if stand_ins:
-        return json.loads(Path(stand_ins).read_text()).get(model_id, model_id)
-    return model_id

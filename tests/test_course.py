@@ -116,13 +116,16 @@ def test_unknown_path_and_only(tmp_path):
 
 
 def test_prepare_builds_the_shared_models_and_those_the_lessons_name(monkeypatch):
-    from helpers import tiny
+    from helpers import cache, recipes
 
     built = []
-    monkeypatch.setattr(tiny, "build_shared", lambda names: built.append(names) or {})
+    monkeypatch.setattr(recipes, "build_shared", lambda names: built.append((names, cache.shared_seed())) or {})
+    monkeypatch.setenv(cache.SEED_VARIABLE, "0")
     lessons = syllabus.load().lessons
     assert lessons["11"].models == ("large",)
     runner.prepare("tiny", [lessons["02"], lessons["11"], lessons["11"]])
-    assert built == [(*tiny.SHARED, "large")], "each extra model once, after the shared ones"
+    assert built == [((*recipes.SHARED, "large"), 0)], "each extra model once, after the shared ones"
+    runner.prepare("tiny", [lessons["02"]], seed=3)
+    assert built[-1] == (recipes.SHARED, 3), "the lessons' SEED builds the shared models (and the kernels inherit it)"
     runner.prepare("t4", [lessons["11"]])
-    assert len(built) == 1, "the t4 profile loads Hub models: nothing to build"
+    assert len(built) == 2, "the t4 profile loads Hub models: nothing to build"

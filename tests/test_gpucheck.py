@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from course import gpucheck
-from helpers import profiles, standins, tiny
+from helpers import profiles, recipes, standins, tiny
 
 # Parameter counts of the real checkpoints (their model cards / safetensors index): the stand-ins must match.
 OFFICIAL_PARAMETERS = {"Qwen/Qwen2.5-0.5B": 494_032_768, "Qwen/Qwen2.5-0.5B-Instruct": 494_032_768,
@@ -46,8 +46,8 @@ def test_build_saves_a_loadable_stand_in_that_resolve_model_finds(tmp_path, monk
     map_file = tmp_path / "stand-ins.json"
     map_file.write_text(json.dumps(mapping))
     monkeypatch.setenv("COURSE_STAND_INS", str(map_file))
-    assert tiny.resolve_model("org/Small-1B") == mapping["org/Small-1B"]
-    assert tiny.resolve_model("org/Other") == "org/Other"
+    assert recipes.resolve_model("org/Small-1B") == mapping["org/Small-1B"]
+    assert recipes.resolve_model("org/Other") == "org/Other"
     model = AutoModelForCausalLM.from_pretrained(mapping["org/Small-1B"])
     tok = AutoTokenizer.from_pretrained(mapping["org/Small-1B"])
     assert model.dtype == torch.bfloat16 and model.config.hidden_size == 32

@@ -30,9 +30,9 @@ def test_experiment_log_writes_config_seed_versions(tmp_path, monkeypatch):
 
 
 def test_profiles_and_overrides():
-    assert environment.resolve_profile("auto") == "tiny"  # no CUDA on CPU machines
+    assert profiles.resolve_profile("auto") == "tiny"  # no CUDA on CPU machines
     with pytest.raises(ValueError, match="unknown PROFILE"):
-        environment.resolve_profile("huge")
+        profiles.resolve_profile("huge")
     tiny = profiles.get_profile("tiny", sft_steps=7, base_model=None)
     assert tiny.sft_steps == 7 and tiny.base_model == "tiny:base"
     with pytest.raises(ValueError, match="unknown profile field"):

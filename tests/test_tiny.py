@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from helpers import data, evaluation, tiny
+from helpers import cache, data, evaluation, recipes, tiny
 
 
 def test_tokenizer_roundtrip_specials_and_chat_template():
@@ -51,8 +51,8 @@ def test_base_model_loads_and_is_small_and_trained():
     assert model.config.model_type == "llama"
     assert model.num_parameters() == info["parameters"] < 2_000_000
     assert info["losses"][-1] < info["losses"][0] / 2
-    assert tiny.resolve_model("tiny:base") == str(folder)
-    assert tiny.resolve_model("org/model") == "org/model"
+    assert recipes.resolve_model("tiny:base") == str(folder)
+    assert recipes.resolve_model("org/model") == "org/model"
 
 
 def test_build_is_deterministic_and_cached(tmp_path, monkeypatch):
@@ -138,7 +138,7 @@ def test_cache_write_keeps_the_first_complete_copy(tmp_path):
             (folder / "weights").write_text(text)
         return save
 
-    tiny._atomic_save(target, writer("first"))
-    tiny._atomic_save(target, writer("second"))
+    cache.atomic_save(target, writer("first"))
+    cache.atomic_save(target, writer("second"))
     assert (target / "weights").read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["entry"]

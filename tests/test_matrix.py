@@ -1,0 +1,63 @@
+"""The claims the tests assert and the matrix command that tabulates them over seeds x kernel sets (no notebook runs)."""
+
+import json
+
+import pytest
+
+from course import claims, matrix
+
+GOOD_02 = {"precision": "fp32", "steps": 300, "accuracy_before": 0.0, "accuracy_after": 0.85,
+           "train_loss_first": 3.0, "train_loss_last": 0.1, "per_task_after": {"add": 0.7, "letter": 0.9}}
+
+
+def test_a_claim_compares_a_value_with_a_bound():
+    c = claims.Claims("02")
+    c.ge("gain", 0.31, 0.30)
+    c.ge("gain too small", 0.29, 0.30)
+    c.eq("same", "fp32", "fp32")
+    c.lt("wrong type", "x", 1)
+    assert [check.ok for check in c.checks] == [True, False, True, False]
+    assert "FAILED" in str(c.checks[1]) and "0.29 >= 0.3" in str(c.checks[1])
+
+
+def test_lesson_claims_pass_good_metrics_and_name_what_fails():
+    assert claims.failures("02", GOOD_02) == []
+    bad = dict(GOOD_02, accuracy_after=0.2)
+    assert [f.name for f in claims.failures("02", bad)] == ["accuracy after - before"]
+    missing = {k: v for k, v in GOOD_02.items() if k != "steps"}
+    (failure,) = claims.failures("02", missing)
+    assert "KeyError" in failure.name and "steps" in failure.name, "a metric the run did not record fails loudly"
+
+
+def _fake_run(root, name, metrics_02, seconds=50.0):
+    folder = root / name
+    folder.mkdir(parents=True)
+    record = {"number": "02", "stem": "02_sft", "status": "ok", "seconds": seconds, "metrics": metrics_02}
+    (folder / "run.json").write_text(json.dumps({"lessons": [record]}))
+    return folder
+
+
+def test_matrix_table_flags_the_failing_cell_and_the_spread(tmp_path):
+    runs = {"avx2/seed 0": _fake_run(tmp_path, "a", GOOD_02),
+            "default/seed 0": _fake_run(tmp_path, "b", dict(GOOD_02, accuracy_after=0.25), seconds=70)}
+    table = matrix.collect(runs)
+    gain = next(r for r in table["claims"] if r["claim"] == "accuracy after - before")
+    assert gain["failed"] == ["default/seed 0"] and gain["values"] == {"avx2/seed 0": 0.85, "default/seed 0": 0.25}
+    (spread,) = table["spreads"]
+    assert spread["spread"] == pytest.approx(0.60) and not spread["ok"]
+    assert table["seconds"] == {"02": [50.0, 70]}
+    text = matrix.to_markdown(table, {"avx512": "this CPU's best kernel set is avx2"}, "python -m course matrix")
+    assert "| 02 | accuracy after - before | >= 0.3 | 0.25 | 0.85 | **default/seed 0** |" in text
+    assert "avx512** skipped" in text and "fail on some cell" in text
+
+
+def test_matrix_skips_kernel_sets_the_cpu_lacks(monkeypatch):
+    monkeypatch.setattr(matrix, "native_capability", lambda: "avx2")
+    assert matrix.supported(["default", "avx2", "avx512"]) == (["default", "avx2"],
+                                                               {"avx512": "this CPU's best kernel set is avx2"})
+    with pytest.raises(SystemExit, match="unknown"):
+        matrix.supported(["sse9"])
+
+
+def test_native_capability_probe_runs_torch_in_a_clean_process():
+    assert matrix.native_capability() in matrix.LEVELS
