@@ -60,11 +60,19 @@ def run_cell(kernel: str, seed: int, path: str, only: list[str] | None, out: Pat
     cell_out = out / f"{kernel}-seed{seed}"
     cmd = [sys.executable, "-m", "course", "run", "--path", path, "--param", f"SEED={seed}", "--jobs", str(jobs),
            "--out", str(cell_out)] + (["--only", *only] if only else [])
-    print(f"[{kernel} · seed {seed}] {' '.join(cmd[1:])}", flush=True)
-    subprocess.run(cmd, env=env, cwd=REPO_ROOT, check=False)
+    cell_out.mkdir(parents=True, exist_ok=True)
+    log = cell_out / "cell.log"
+    print(f"[{kernel} · seed {seed}] {' '.join(cmd[1:])}  (output: {log})", flush=True)
+    start = time.perf_counter()
+    with log.open("w") as f:
+        subprocess.run(cmd, env=env, cwd=REPO_ROOT, check=False, stdout=f, stderr=subprocess.STDOUT)
     runs = sorted(cell_out.glob(f"{path}-*/run.json"))
     if not runs:
-        raise SystemExit(f"cell {kernel}/seed {seed} wrote no run.json under {cell_out}")
+        raise SystemExit(f"cell {kernel}/seed {seed} wrote no run.json under {cell_out}; see {log}")
+    lessons = json.loads(runs[-1].read_text())["lessons"]
+    failed = [r["stem"] for r in lessons if r["status"] == "failed"]
+    print(f"[{kernel} · seed {seed}] {len(lessons)} lessons in {time.perf_counter() - start:.0f} s"
+          f"{' · FAILED: ' + ', '.join(failed) if failed else ''}", flush=True)
     return runs[-1].parent
 
 

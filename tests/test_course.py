@@ -103,6 +103,8 @@ def test_report_lists_metrics_and_the_failing_cell(tmp_path):
     assert "Failing cell #1 (ZeroDivisionError: division by zero)" in text and "1 / 0" in text
     assert "total 1.5 min" in text and "lessons 124 s summed" in text
     assert "| 03_b | ok | 120 s ⚠ | 1.2 GiB | - | - |" in text, "over the 90 s budget, with its peak RAM"
+    # the claims of course/claims.py are checked on the recorded metrics: 01's lacks most, 03's has none
+    assert "claim(s) of `course/claims.py` not met in this run" in text and "- 03 metrics readable (KeyError" in text
     with pytest.raises(SystemExit):
         report.build_report(tmp_path / "missing")
 
