@@ -241,7 +241,7 @@ def lesson_09(m, c: Claims):
     c.eq("steps", m["grpo_steps"], 150)
     c.eq("trained tasks", m["train_tasks"], ["capital", "letter"])
     c.lt("group advantage by hand vs TRL", m["advantage_diff"], 1e-5)
-    c.ge("groups with signal in TRL's last batch", m["signal_groups"], 1)
+    c.ge("groups with signal in the checked batch", m["signal_groups"], 1)
     target, before, after = m["target_task"], m["heldout_before"], m["heldout_after"]
     c.ge("clean - distracted accuracy before", m["clean_before"][target] - before[target], 0.3,
          "the premise: a distractor makes the SFT model weak")
