@@ -83,7 +83,7 @@ def cmd_matrix(args) -> int:
     from course import matrix
 
     return matrix.main(args.only, args.seeds, args.kernels, path=args.path, jobs=args.jobs, out_root=args.out,
-                       cache_root=args.cache)
+                       cache_root=args.cache, params=args.param)
 
 
 def cmd_sync(args) -> int:
@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     mat.add_argument("--path", default="complete", help="learning path the lessons come from")
     mat.add_argument("--jobs", type=int, default=2, help="notebooks at once within a cell")
     mat.add_argument("--out", type=Path, help="folder for the cells' runs and the table (default: runs/)")
+    mat.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="notebook parameter for every cell, repeatable (e.g. LEARNING_RATE=1e-3 to try a recipe)")
     mat.add_argument("--cache", type=Path, help="root of the per-kernel-set model caches (default: <cache>/matrix)")
     mat.set_defaults(func=cmd_matrix)
     syn = sub.add_parser("sync", help="regenerate badges, install cells and colab/README.md from the syllabus")

@@ -54,12 +54,12 @@ def supported(kernels: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def run_cell(kernel: str, seed: int, path: str, only: list[str] | None, out: Path, jobs: int,
-             cache_root: Path) -> Path:
+             cache_root: Path, params: list[str] = ()) -> Path:
     """One cell: ``python -m course run`` in a fresh process with the kernel set's environment; its run folder."""
     env = dict(os.environ, **KERNEL_SETS[kernel], COURSE_CACHE=str(cache_root / kernel), HF_HUB_OFFLINE="1")
     cell_out = out / f"{kernel}-seed{seed}"
     cmd = [sys.executable, "-m", "course", "run", "--path", path, "--param", f"SEED={seed}", "--jobs", str(jobs),
-           "--out", str(cell_out)] + (["--only", *only] if only else [])
+           "--out", str(cell_out)] + (["--only", *only] if only else []) + [f"--param={p}" for p in params]
     cell_out.mkdir(parents=True, exist_ok=True)
     log = cell_out / "cell.log"
     print(f"[{kernel} · seed {seed}] {' '.join(cmd[1:])}  (output: {log})", flush=True)
@@ -140,7 +140,9 @@ def to_markdown(table: dict, skipped: dict[str, str], command: str) -> str:
 
 
 def main(only: list[str] | None, seeds: list[int], kernels: list[str], path: str = "complete", jobs: int = 2,
-         out_root: Path | None = None, cache_root: Path | None = None) -> int:
+         out_root: Path | None = None, cache_root: Path | None = None, params: list[str] = ()) -> int:
+    if any(p.split("=", 1)[0] == "SEED" for p in params):
+        raise SystemExit("--param SEED=...: the matrix sets SEED itself (--seeds)")
     run_kernels, skipped = supported(kernels)
     for name, why in skipped.items():
         print(f"kernel set {name} skipped: {why}", flush=True)
@@ -149,11 +151,12 @@ def main(only: list[str] | None, seeds: list[int], kernels: list[str], path: str
     out = (out_root or REPO_ROOT / "runs") / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True)
     cache_root = cache_root or cache_dir() / "matrix"
-    run_dirs = {f"{k}/seed {s}": run_cell(k, s, path, only, out, jobs, cache_root)
+    run_dirs = {f"{k}/seed {s}": run_cell(k, s, path, only, out, jobs, cache_root, params)
                 for k in run_kernels for s in seeds}
     table = collect(run_dirs)
     command = "python -m course matrix" + (f" --only {' '.join(only)}" if only else "") + \
-        f" --seeds {' '.join(map(str, seeds))} --kernels {' '.join(kernels)} --path {path}"
+        f" --seeds {' '.join(map(str, seeds))} --kernels {' '.join(kernels)} --path {path}" + \
+        "".join(f" --param {p}" for p in params)
     (out / "matrix.json").write_text(json.dumps(table | {"skipped": skipped, "command": command}, indent=1,
                                                 default=str) + "\n")
     text = to_markdown(table, skipped, command)

@@ -61,3 +61,24 @@ def test_matrix_skips_kernel_sets_the_cpu_lacks(monkeypatch):
 
 def test_native_capability_probe_runs_torch_in_a_clean_process():
     assert matrix.native_capability() in matrix.LEVELS
+
+
+def test_a_cell_runs_the_course_runner_with_the_kernel_set_and_its_own_cache(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(cmd, env, **kwargs):
+        calls.append((cmd, env))
+        out = tmp_path / "out" / "default-seed3" / "complete-x"
+        out.mkdir(parents=True)
+        (out / "run.json").write_text(json.dumps({"lessons": []}))
+
+    monkeypatch.setattr(matrix.subprocess, "run", fake_run)
+    run_dir = matrix.run_cell("default", 3, "complete", ["02"], tmp_path / "out", 2, tmp_path / "caches",
+                              ["LEARNING_RATE=1e-3"])
+    (cmd, env), = calls
+    assert run_dir.name == "complete-x" and (run_dir.parent / "cell.log").exists()
+    assert cmd[1:4] == ["-m", "course", "run"] and "SEED=3" in cmd and cmd[-1] == "--param=LEARNING_RATE=1e-3"
+    assert env["ATEN_CPU_CAPABILITY"] == "default" and env["ONEDNN_MAX_CPU_ISA"] == "SSE41"
+    assert env["COURSE_CACHE"] == str(tmp_path / "caches" / "default"), "a model cache per kernel set"
+    with pytest.raises(SystemExit, match="sets SEED itself"):
+        matrix.main(["02"], [0], ["default"], params=["SEED=1"])
