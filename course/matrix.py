@@ -117,10 +117,13 @@ def _range(values: list) -> tuple[str, str]:
 
 def to_markdown(table: dict, skipped: dict[str, str], command: str) -> str:
     cells = table["cells"]
-    failed = [r for r in table["claims"] if r["failed"]] + [s for s in table["spreads"] if not s["ok"]]
+    failed = [r for r in table["claims"] if r["failed"]]
+    spread = [s for s in table["spreads"] if not s["ok"]]
+    verdict = " ".join(([f"**{len(failed)} claim(s) fail on some cell.**"] if failed else [])
+                       + ([f"**{len(spread)} spread(s) over their bound.**"] if spread else []))
     lines = [f"# Claims over {len(cells)} cells: {', '.join(cells)}", "", f"`{command}`", ""]
     lines += [f"- kernel set **{k}** skipped: {why}" for k, why in skipped.items()]
-    lines += [f"**{len(failed)} claim(s) fail on some cell.**" if failed else "**Every claim holds on every cell.**",
+    lines += [verdict or "**Every claim holds on every cell.**",
               "", "| lesson | claim | bound | min | max | cells failing |", "|---|---|---|---|---|---|"]
     for row in table["claims"]:
         low, high = _range(list(row["values"].values()))

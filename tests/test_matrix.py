@@ -48,7 +48,7 @@ def test_matrix_table_flags_the_failing_cell_and_the_spread(tmp_path):
     assert table["seconds"] == {"02": [50.0, 70]}
     text = matrix.to_markdown(table, {"avx512": "this CPU's best kernel set is avx2"}, "python -m course matrix")
     assert "| 02 | accuracy after - before | >= 0.3 | 0.25 | 0.85 | **default/seed 0** |" in text
-    assert "avx512** skipped" in text and "fail on some cell" in text
+    assert "avx512** skipped" in text and "**1 claim(s) fail on some cell.** **1 spread(s) over their bound.**" in text
 
 
 def test_matrix_skips_kernel_sets_the_cpu_lacks(monkeypatch):
