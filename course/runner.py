@@ -151,11 +151,16 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
     else:
         # spawn, not fork: the runner has imported torch (prepare), and forking a process with torch's threads is unsafe
         # the longest lessons first (the syllabus' CPU estimate), so a long one does not start last
-        longest_first = sorted(ready, key=lambda lesson: -lesson.minutes_cpu)
+        longest_first = sorted((lesson for lesson in ready if not lesson.alone), key=lambda lesson: -lesson.minutes_cpu)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(execute_lesson, lesson, run_dir, parameters, 1) for lesson in longest_first]
             for future in as_completed(futures):
                 report(future.result())
+        # lessons whose claims are speed ratios, one at a time after the others (one thread, as in the pool)
+        for lesson in (lesson for lesson in ready if lesson.alone):
+            print(f"  {lesson.stem} (alone) ...", flush=True)
+            with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+                report(pool.submit(execute_lesson, lesson, run_dir, parameters, 1).result())
     summary = {"path": path, "profile": profile, "started": stamp, "jobs": jobs, "prepare_seconds": prepared,
                "lessons": [records[lesson.number] for lesson in lessons],
                "seconds": round(time.perf_counter() - start_all, 1)}

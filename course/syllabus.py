@@ -23,6 +23,7 @@ class Lesson:
     hardware: str
     packages: tuple[str, ...] = ()  # installed on Colab/Kaggle beside the course's core packages
     models: tuple[str, ...] = ()  # cached tiny models it needs beyond helpers.recipes.SHARED (the runner builds them first)
+    alone: bool = False  # its claims are speed ratios that another lesson on the other core skews: run after the others
 
     @property
     def stem(self) -> str:

@@ -131,3 +131,9 @@ def test_prepare_builds_the_shared_models_and_those_the_lessons_name(monkeypatch
     assert built[-1] == (recipes.SHARED, 3), "the lessons' SEED builds the shared models (and the kernels inherit it)"
     runner.prepare("t4", [lessons["11"]])
     assert len(built) == 2, "the t4 profile loads Hub models: nothing to build"
+
+
+def test_speed_ratio_lessons_run_alone():
+    # lesson 13's claim is a speed ratio that a lesson on the other core skews (2.1-2.4x alone, 1.34x beside one)
+    lessons = syllabus.load().lessons
+    assert lessons["13"].alone and not lessons["02"].alone
