@@ -191,3 +191,15 @@ def test_run_logs_diff_question_by_question(tmp_path):
                                      {"exact_match": [True] * 3})
     with pytest.raises(ValueError, match="different prompts"):
         evaluation.diff_runs(old, other)
+
+
+def test_setup_makes_the_lesson_seed_the_shared_models_seed(monkeypatch):
+    from helpers import cache
+
+    monkeypatch.setenv(cache.SEED_VARIABLE, "0")  # restored after the test, whatever setup writes
+    assert cache.shared_seed() == 0
+    environment.setup(3, "tiny", verbose=False)
+    assert cache.shared_seed() == 3, "tiny:sft/rm/dpo loaded after setup are built with the lesson's SEED"
+    monkeypatch.setenv(cache.SEED_VARIABLE, "three")
+    with pytest.raises(ValueError, match="COURSE_SEED"):
+        cache.shared_seed()
