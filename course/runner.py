@@ -159,8 +159,7 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
         # lessons whose claims are speed ratios, one at a time after the others (one thread, as in the pool)
         for lesson in (lesson for lesson in ready if lesson.alone):
             print(f"  {lesson.stem} (alone) ...", flush=True)
-            with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-                report(pool.submit(execute_lesson, lesson, run_dir, parameters, 1).result())
+            report(execute_lesson(lesson, run_dir, parameters, 1))
     summary = {"path": path, "profile": profile, "started": stamp, "jobs": jobs, "prepare_seconds": prepared,
                "lessons": [records[lesson.number] for lesson in lessons],
                "seconds": round(time.perf_counter() - start_all, 1)}

@@ -30,9 +30,8 @@ def lesson(run, number):
 
 @pytest.mark.parametrize("number", sorted(claims.CLAIMS))
 def test_lesson_claims(run, number):
-    # what each lesson claims, written once in course/claims.py (the matrix command checks the same claims)
-    if syllabus.load().lessons[number].status != "ready":
-        pytest.fail(f"course/claims.py has claims for lesson {number}, which is not ready")
+    # what each lesson claims, written once in course/claims.py (the matrix command checks the same claims);
+    # test_every_ready_lesson_has_claims keeps these numbers equal to the ready lessons
     failed = claims.failures(number, lesson(run, number))
     assert not failed, "\n".join(map(str, failed))
 
