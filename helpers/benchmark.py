@@ -32,6 +32,18 @@ def timed(fn: Callable[[], object], device: str = "cpu", repeats: int = 2) -> tu
     return best, (torch.cuda.max_memory_allocated() if device == "cuda" else None)
 
 
+def timed_in_turns(fns: dict[str, Callable[[], object]], device: str = "cpu", repeats: int = 3) -> dict[str, float]:
+    """The fastest wall time in seconds of each of ``fns`` (name → function), timed in turns: ``repeats`` rounds, each
+    running every function once. A machine that gets busier or quieter during the measurement then slows or speeds
+    every function alike, so the ratios between them hold where one-after-the-other timings would not.
+    Introduced in 12_quantization.ipynb."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            best[name] = min(best[name], timed(fn, device, 1)[0])
+    return best
+
+
 class AcceptanceCounter:
     """Count the tokens speculative decoding drafts and the target accepts, read from ``transformers``' own candidate
     generators (``generate`` does not return them): inside ``with AcceptanceCounter() as counts:`` every
