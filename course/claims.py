@@ -36,11 +36,12 @@ class Check:
             return False
 
     def __str__(self) -> str:
-        return (f"{self.lesson} {self.name}: {_show(self.value)} {self.op} {_show(self.bound)} "
+        return (f"{self.lesson} {self.name}: {shown(self.value)} {self.op} {shown(self.bound)} "
                 f"{'ok' if self.ok else 'FAILED'}{' — ' + self.why if self.why else ''}")
 
 
-def _show(value) -> str:
+def shown(value) -> str:
+    """A value as the claims tables show it: floats to 4 significant digits, strings quoted."""
     if isinstance(value, float) and not math.isnan(value):
         return f"{value:.4g}"
     return repr(value) if isinstance(value, str) else str(value)
@@ -275,9 +276,11 @@ def lesson_10(m, c: Claims):
     c.ge("base: choice accuracy - generated EM", m["harness"]["base"]["choice acc"]
          - m["harness"]["base"]["generate EM"], 0.3, "likelihood sees more")
     c.ge("judge pairs", m["judge_pairs"], 100)
-    # position bias: the verdict changes when the answers swap; its size is the claim, not its direction
-    c.ge("|judge agreement - swapped|", abs(m["judge_agreement"] - m["judge_swapped_agreement"]), 0.5)
-    c.ge("judge flip rate", m["judge_flip_rate"], 0.5)
+    # the generative judge (a base model never taught to judge) follows the position on some machines (flip rate
+    # ~1) and keeps most verdicts on others (~0.1, matrix default kernels): how biased it is is a draw, so the claim
+    # is what survives the swap, against the reward model that has no position to be biased by
+    c.le("judge: verdicts right in both orders", m["judge_consistent_right"], 0.8, "an untrained judge is poor")
+    c.ge("reward model - judge right in both orders", m["rm_judge_agreement"] - m["judge_consistent_right"], 0.05)
     c.ge("reward-model judge agreement", m["rm_judge_agreement"], 0.75)
     c.ge("SFT: template - plain EM", m["exact_match"]["SFT"] - m["plain_exact_match"]["SFT"], 0.2)
     c.ge("SFT: template - lm-eval default EM", m["exact_match"]["SFT"] - m["harness_no_template_exact_match"], 0.3)
@@ -288,7 +291,8 @@ def lesson_10(m, c: Claims):
     c.eq("answers in pretraining", m["answers_in_pretraining"], {"add": 1.0, "capital": 1.0, "unknown": 0.0})
     c.eq("log items", m["log_items"], n)
     c.ge("diff: fixed", m["diff_counts"]["fixed"], 30)
-    c.le("diff: broken", m["diff_counts"]["broken"], 5)
+    # DPO breaks 0 known answers on some draws of the SFT model and ~15 on others (matrix, default kernels)
+    c.ge("diff: fixed - broken", m["diff_counts"]["fixed"] - m["diff_counts"]["broken"], 30)
 
 
 def lesson_11(m, c: Claims):

@@ -110,8 +110,8 @@ def collect(run_dirs: dict[str, Path]) -> dict:
 def _range(values: list) -> tuple[str, str]:
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if len(numbers) == len(values) and numbers:
-        return claims._show(min(numbers)), claims._show(max(numbers))
-    shown = sorted({claims._show(v) for v in values})
+        return claims.shown(min(numbers)), claims.shown(max(numbers))
+    shown = sorted({claims.shown(v) for v in values})
     return (shown[0], shown[-1]) if shown else ("-", "-")
 
 
@@ -129,7 +129,7 @@ def to_markdown(table: dict, skipped: dict[str, str], command: str) -> str:
         low, high = _range(list(row["values"].values()))
         missing = [c for c in cells if c not in row["values"]]
         failing = ", ".join(row["failed"] + [f"{c} (not run)" for c in missing]) or "none"
-        lines.append(f"| {row['lesson']} | {row['claim']} | {row['op']} {claims._show(row['bound'])} | {low} | "
+        lines.append(f"| {row['lesson']} | {row['claim']} | {row['op']} {claims.shown(row['bound'])} | {low} | "
                      f"{high} | {'**' + failing + '**' if failing != 'none' else failing} |")
     if table["spreads"]:
         lines += ["", "| lesson | metric | spread over the cells (max - min) | bound | min | max |", "|---|---|---|---|---|---|"]

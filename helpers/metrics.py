@@ -102,3 +102,24 @@ def report_to(use_wandb: bool) -> str:
         return "none"
     _require_wandb()
     return "wandb"
+
+
+def show_claims(lesson: str) -> list:
+    """Print what lesson ``lesson`` (its file stem, e.g. ``"08_ppo_rlhf"``) claims next to what this run measured,
+    and return the checks. The claims are ``course/claims.py``'s, the ones the tests and ``python -m course matrix``
+    check on several seeds and CPU kernel sets: they hold on every machine, where this run's numbers move a little
+    from one machine to the next. They are written for the ``tiny`` profile; on another the values are shown alone.
+    Introduced in 02_sft.ipynb.
+    """
+    from course import claims
+
+    metrics = read_metrics(output_dir() / f"{lesson}.metrics.json")
+    checks = claims.evaluate(lesson[:2], metrics)
+    tiny = metrics.get("profile") == "tiny"
+    if not tiny:
+        print(f"profile {metrics.get('profile')!r}: the bounds below are the tiny profile's; your values are for reading")
+    for check in checks:
+        mark = ("✓" if check.ok else "✗") if tiny else "·"
+        why = f": {check.why}" if check.why else ""
+        print(f"{mark} {check.name}: {claims.shown(check.value)}  (claim {check.op} {claims.shown(check.bound)}{why})")
+    return checks

@@ -82,3 +82,17 @@ def test_a_cell_runs_the_course_runner_with_the_kernel_set_and_its_own_cache(tmp
     assert env["COURSE_CACHE"] == str(tmp_path / "caches" / "default"), "a model cache per kernel set"
     with pytest.raises(SystemExit, match="sets SEED itself"):
         matrix.main(["02"], [0], ["default"], params=["SEED=1"])
+
+
+def test_a_notebook_shows_its_claims_against_its_run(tmp_path, monkeypatch, capsys):
+    from helpers.metrics import record_metrics, show_claims
+
+    monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path))
+    record_metrics("02_sft", profile="tiny", **dict(GOOD_02, accuracy_after=0.2))
+    checks = show_claims("02_sft")
+    shown = capsys.readouterr().out
+    assert [c.name for c in checks if not c.ok] == ["accuracy after - before"]
+    assert "✗ accuracy after - before: 0.2  (claim >= 0.3)" in shown and "✓ steps: 300  (claim == 300)" in shown
+    record_metrics("02_sft", profile="t4")  # another profile: the tiny bounds are shown, not judged
+    show_claims("02_sft")
+    assert "✗" not in capsys.readouterr().out
