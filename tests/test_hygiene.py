@@ -35,6 +35,10 @@ def test_notebook_follows_conventions(path):
     assert lengths[len(lengths) // 2] <= 10, "median code cell over 10 lines"
     assert any("exercises.check(" in c for c in code), "exercises are checked by a helper"
     assert any("record_metrics(" in c for c in code), "the lesson records its metrics"
+    # the learner's run against the lesson's claims, right before the Summary that states them
+    cells = nb["cells"]
+    summary = next(i for i, c in enumerate(cells) if "".join(c["source"]).startswith("## Summary"))
+    assert f'show_claims("{path.stem}")' in "".join(cells[summary - 1]["source"]), "show_claims before the Summary"
     params = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])][0]
     for line in "".join(params["source"]).splitlines():
         assert "#" in line, f"{path.name}: parameter without a trailing comment: {line}"
