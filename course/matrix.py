@@ -111,8 +111,8 @@ def _range(values: list) -> tuple[str, str]:
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if len(numbers) == len(values) and numbers:
         return claims.shown(min(numbers)), claims.shown(max(numbers))
-    shown = sorted({claims.shown(v) for v in values})
-    return (shown[0], shown[-1]) if shown else ("-", "-")
+    texts = sorted({claims.shown(v) for v in values})
+    return (texts[0], texts[-1]) if texts else ("-", "-")
 
 
 def to_markdown(table: dict, skipped: dict[str, str], command: str) -> str:

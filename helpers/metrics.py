@@ -106,9 +106,9 @@ def report_to(use_wandb: bool) -> str:
 
 def show_claims(lesson: str) -> list:
     """Print what lesson ``lesson`` (its file stem, e.g. ``"08_ppo_rlhf"``) claims next to what this run measured,
-    and return the checks. The claims are ``course/claims.py``'s, the ones the tests and ``python -m course matrix``
-    check on several seeds and CPU kernel sets: they hold on every machine, where this run's numbers move a little
-    from one machine to the next. They are written for the ``tiny`` profile; on another the values are shown alone.
+    and return the checks. The claims are ``course/claims.py``'s, the ones the tests assert and ``python -m course
+    matrix`` checks over seeds and CPU kernel sets: bounds meant to hold on every machine, where this run's numbers
+    move from one machine to the next. They are written for the ``tiny`` profile; on another they are shown, not judged.
     Introduced in 02_sft.ipynb.
     """
     from course import claims
