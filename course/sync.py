@@ -1,4 +1,5 @@
-"""`python -m course sync`: write what derives from course/syllabus.toml into the notebooks and colab/README.md.
+"""`python -m course sync`: write what derives from course/syllabus.toml into the notebooks and colab/README.md,
+and colab/requires.json from requirements.txt.
 
 The GitHub owner/name lives in one place, ``[course] repo`` in the syllabus. Every notebook's Colab badge and
 its install cell (the same cell in every lesson, generated from :data:`INSTALL_CELL`) and the badge table in
@@ -8,9 +9,13 @@ colab/README.md are generated from it. A fork sets its own with ``python -m cour
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from course.syllabus import SYLLABUS_FILE, Syllabus
 from helpers.notebooks import dumps
@@ -44,15 +49,40 @@ def colab_readme(syl: Syllabus) -> str:
         "Open a lesson from its badge (also at the top of each notebook):", "", "| lesson | open |", "|---|---|", *rows, "",
         "Choose a T4 GPU runtime. The first code cell of each notebook clones the course and runs `colab/install.py`,",
         "which installs what that lesson needs at the versions pinned in `requirements.txt`. It never replaces the",
-        "platform's torch or any package the kernel has already imported (numpy on Colab), and removes a torchao too",
-        "old for peft. With a GPU, `PROFILE = \"auto\"` picks the `t4` profile (Hub models from `helpers/profiles.py`);",
-        "without one, `tiny`. Precision follows the GPU (`helpers/precision.py`): fp16 mixed precision on a T4, bf16 on",
-        "newer GPUs. " + ("What each lesson needs on a T4 is measured in [t4-budget.md](t4-budget.md)."
+        "platform's torch or its ipywidgets, keeps every package the kernel has already imported (numpy on Colab)",
+        "unless a pinned package cannot work with it (Colab's pyarrow 18 under datasets 5.2: then it upgrades it and",
+        "restarts the kernel once; run the cell again), and removes a torchao too old for peft. Lesson 12 compiles",
+        "llama-cpp-python (~10 min, once per runtime). With a GPU, `PROFILE = \"auto\"` picks the `t4` profile",
+        "(Hub models from `helpers/profiles.py`); without one, `tiny`. Precision follows the GPU",
+        "(`helpers/precision.py`): fp16 mixed precision on a T4, bf16 on newer GPUs.",
+        ("What each lesson needs on a T4 is measured in [t4-budget.md](t4-budget.md)."
                           if (REPO_ROOT / "colab" / "t4-budget.md").exists() else
                           "`make gpu-check` on a CUDA machine measures what each lesson needs on a T4 "
                           "(`colab/t4-budget.md`)."), "",
         f"The badges and the clone point at `{syl.repo}` (branch `{syl.branch}`). A fork runs "
         "`python -m course set-repo OWNER/NAME` and commits the result.", ""])
+
+
+def pinned_requires(requirements: Path = REPO_ROOT / "requirements.txt") -> str:
+    """colab/requires.json: each pinned package's own requirements (extras left out), read from this environment,
+    which ``make venv`` installs at exactly the pins. colab/install.py checks them against what a platform holds."""
+    out = {}
+    for number, line in enumerate(requirements.read_text().splitlines(), start=1):
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        name, version = line.split("==", 1)
+        try:
+            have = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise SystemExit(f"{requirements}:{number}: {name} is not installed here: run `make venv`") from None
+        if not SpecifierSet(f"=={version.strip()}").contains(have, prereleases=True):
+            raise SystemExit(f"{requirements}:{number}: pins {name}=={version.strip()}, this environment has {have}: "
+                             "run `make venv`")
+        reqs = [r for r in importlib.metadata.requires(name) or [] if not (Requirement(r).marker
+                                                                          and "extra" in str(Requirement(r).marker))]
+        out[re.sub(r"[-_.]+", "-", name).lower()] = sorted(reqs)
+    return json.dumps(dict(sorted(out.items())), indent=1) + "\n"
 
 
 def _sync_notebook(path: Path, syl: Syllabus) -> str:
@@ -71,7 +101,7 @@ def _sync_notebook(path: Path, syl: Syllabus) -> str:
 
 def sync(syl: Syllabus, check: bool = False, root: Path = REPO_ROOT) -> list[Path]:
     """Regenerate the badges, install cells and colab/README.md; returns the files that changed (or would)."""
-    targets = {root / "colab" / "README.md": colab_readme(syl)}
+    targets = {root / "colab" / "README.md": colab_readme(syl), root / "colab" / "requires.json": pinned_requires()}
     for lesson in syl.lessons.values():
         path = root / "notebooks" / f"{lesson.stem}.ipynb"
         if path.exists():
