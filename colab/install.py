@@ -199,6 +199,16 @@ def imported_distributions(modules=None) -> set[str]:
     return {canonical(dist) for top in tops for dist in owners.get(top, [])}
 
 
+def one_gpu(syllabus: dict, lesson: str | None, environ=os.environ) -> bool:
+    """Show this kernel one GPU unless the lesson uses several (``gpus`` in its syllabus entry) or the variable is
+    already set; must run before CUDA starts, as the install cell does. True when it set it."""
+    entry = next((e for e in syllabus["lessons"] if e["number"] == lesson), {})
+    if lesson is None or entry.get("gpus", 1) > 1 or "CUDA_VISIBLE_DEVICES" in environ:
+        return False
+    environ["CUDA_VISIBLE_DEVICES"] = "0"
+    return True
+
+
 def _pip(args: list[str], env: dict | None = None, heartbeat: str | None = None) -> None:
     """Run pip quietly; with ``heartbeat``, print it with the minutes elapsed every minute (a long compile
     with quiet output looks like a hang otherwise)."""
@@ -238,6 +248,9 @@ def main(lesson: str | None = None, dry_run: bool = False) -> Plan:
     decided = plan(pins, lesson_packages(syllabus, lesson), installed_distributions(), imported_distributions(),
                    sys.version_info[:2], read_requires())
     print(f"course install for lesson {lesson or 'all'} (Python {sys.version.split()[0]}):")
+    if one_gpu(syllabus, lesson):
+        print("  one GPU: CUDA_VISIBLE_DEVICES=0 (on Kaggle's 2 x T4 the trainers would otherwise spread this lesson "
+              "over both with DataParallel)")
     for note in decided.notes:
         print("  " + note)
     if dry_run:

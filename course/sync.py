@@ -31,7 +31,12 @@ import sys
 
 if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
     if not os.path.isdir("llm-course"):
-        subprocess.run(["git", "clone", "--depth=1", "-b", "{branch}", "https://github.com/{repo}", "llm-course"], check=True)
+        clone = subprocess.run(["git", "clone", "--depth=1", "-b", "{branch}", "https://github.com/{repo}", "llm-course"],
+                               capture_output=True, text=True)
+        if clone.returncode:
+            raise RuntimeError(f"git clone https://github.com/{repo} (branch {branch}) failed: {clone.stderr.strip()}\\n"
+                               "No network? On Kaggle switch Internet on (Settings, phone-verified account). A fork "
+                               "points its notebooks at itself with `python -m course set-repo OWNER/NAME`.")
     runpy.run_path("llm-course/colab/install.py")["main"](lesson="{number}")
     sys.path.insert(0, "llm-course")'''
 BADGE = re.compile(r"\(https://colab\.research\.google\.com/github/[^)\s]*\)")

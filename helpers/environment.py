@@ -26,6 +26,20 @@ def set_seed(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+def check_gpu_supported(torch, name: str) -> None:
+    """Refuse a GPU this torch build has no kernels for (Kaggle's P100, sm_60, under its current torch): every CUDA
+    operation would fail later with a cryptic error. Introduced in 00_welcome.ipynb."""
+    major, minor = torch.cuda.get_device_capability(0)
+    archs, have = torch.cuda.get_arch_list(), major * 10 + minor
+    # a cubin runs on later GPUs of its major version; PTX (compute_XX) is compiled for any later GPU
+    runs = any((a.startswith("sm_") and int(a[3:]) // 10 == major and int(a[3:]) <= have)
+               or (a.startswith("compute_") and int(a[8:]) <= have) for a in archs if a[-1].isdigit())
+    if archs and not runs:
+        raise RuntimeError(f"{name} (sm_{major}{minor}) has no kernels in this torch {torch.__version__} (built for "
+                           f"{', '.join(archs)}). On Kaggle choose Accelerator: GPU T4 x2 in the notebook's settings; "
+                           "on Colab, Runtime > Change runtime type > T4 GPU.")
+
+
 def pick_device(verbose: bool = True) -> str:
     """CUDA, then Apple MPS, then CPU; prints the choice. Introduced in 00_welcome.ipynb."""
     import torch
@@ -33,6 +47,7 @@ def pick_device(verbose: bool = True) -> str:
     if torch.cuda.is_available():
         device = "cuda"
         detail = torch.cuda.get_device_name(0)
+        check_gpu_supported(torch, detail)
     elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         device, detail = "mps", "Apple GPU"
     else:

@@ -208,7 +208,7 @@ def dpo_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progress
                          beta=cfg.dpo_beta, seed=seed, precision=prec.name)
 
 
-def resolve_model(model_id: str, progress: bool = True) -> str:
+def resolve_model(model_id: str, progress: bool = True, local: bool = False) -> str:
     """Map a ``tiny:NAME`` id to the folder of the course's cached model, building it on first use; any other id
     (Hub or path) passes through.
 
@@ -219,7 +219,9 @@ def resolve_model(model_id: str, progress: bool = True) -> str:
     ``SEED``), each seed its own cache entry.
 
     When ``$COURSE_STAND_INS`` names a JSON file ``{hub id: folder}`` (written by ``python -m course gpu-check``),
-    those Hub ids resolve to local random-weight models of the same shape. Introduced in 02_sft.ipynb.
+    those Hub ids resolve to local random-weight models of the same shape. ``local=True``: always a folder on this
+    machine, a Hub id downloaded first (``huggingface_hub.snapshot_download``, cached), for tools that read files,
+    not ids (llama.cpp's GGUF converter, lesson 12). Introduced in 02_sft.ipynb.
     """
     recipe = {"tiny:sft": lambda: sft_model("tiny:base", PROFILES["tiny"], progress=progress),
               "tiny:rm": lambda: reward_model("tiny:sft", PROFILES["tiny"], progress=progress),
@@ -230,7 +232,11 @@ def resolve_model(model_id: str, progress: bool = True) -> str:
         return str(tiny.model_path(model_id.split(":", 1)[1], progress=progress))
     stand_ins = os.environ.get("COURSE_STAND_INS")
     if stand_ins:
-        return json.loads(Path(stand_ins).read_text()).get(model_id, model_id)
+        model_id = json.loads(Path(stand_ins).read_text()).get(model_id, model_id)
+    if local and not Path(model_id).is_dir():
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(model_id)
     return model_id
 
 

@@ -241,6 +241,10 @@ def launch(command: list[str], port: int, log: str | Path | None = None, env: di
     """
     from helpers import paths
 
+    env = dict(os.environ if env is None else env)
+    # the course's folder on the server's import path: on Colab/Kaggle the notebook put it on sys.path, which a
+    # child process does not inherit (``python -m helpers.serving`` failed there with ModuleNotFoundError)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(paths.REPO_ROOT), env.get("PYTHONPATH")) if p)
     return Server(command, port, log or paths.output_dir() / f"server-{port}.log", env)
 
 

@@ -203,3 +203,34 @@ def test_setup_makes_the_lesson_seed_the_shared_models_seed(monkeypatch):
     monkeypatch.setenv(cache.SEED_VARIABLE, "three")
     with pytest.raises(ValueError, match="COURSE_SEED"):
         cache.shared_seed()
+
+
+def test_a_gpu_without_kernels_in_this_torch_is_refused_with_what_to_choose():
+    from types import SimpleNamespace
+
+    from helpers.environment import check_gpu_supported
+
+    def fake(capability, archs):
+        cuda = SimpleNamespace(get_device_capability=lambda i: capability, get_arch_list=lambda: archs)
+        return SimpleNamespace(cuda=cuda, __version__="2.11.0+cu128")
+
+    kaggle = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "compute_100"]
+    with pytest.raises(RuntimeError, match=r"Tesla P100.*sm_60.*GPU T4 x2"):
+        check_gpu_supported(fake((6, 0), kaggle), "Tesla P100-PCIE-16GB")
+    check_gpu_supported(fake((7, 5), kaggle), "Tesla T4")  # a T4 has its own kernels
+    check_gpu_supported(fake((8, 9), kaggle), "L4")  # sm_86 code runs on sm_89
+    check_gpu_supported(fake((6, 1), ["sm_50", "compute_50"]), "GTX 1080")  # PTX is compiled for later GPUs
+    check_gpu_supported(fake((6, 0), []), "P100")  # a build that does not say: nothing to check
+
+
+def test_resolve_model_local_downloads_a_hub_id_once_and_keeps_folders(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from helpers import recipes
+
+    got = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id: got.append(repo_id) or str(tmp_path))
+    assert recipes.resolve_model("Qwen/Qwen2.5-1.5B-Instruct") == "Qwen/Qwen2.5-1.5B-Instruct" and got == []
+    assert recipes.resolve_model("Qwen/Qwen2.5-1.5B-Instruct", local=True) == str(tmp_path)
+    assert got == ["Qwen/Qwen2.5-1.5B-Instruct"]
+    assert recipes.resolve_model(str(tmp_path), local=True) == str(tmp_path) and len(got) == 1

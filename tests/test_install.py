@@ -198,3 +198,34 @@ def test_every_notebook_import_is_installed_by_its_lesson():
             dists = {install["canonical"](d) for d in owners.get(top, [])}
             assert dists & covered, f"{path.name} imports {top} ({dists or 'not installed'}), which neither " \
                                     f"[course] packages nor lesson {entry['number']}'s packages install"
+
+
+def test_one_gpu_lessons_hide_the_second_gpu_before_cuda_starts():
+    environ = {}
+    assert install["one_gpu"](SYLLABUS, "03", environ) and environ == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert not install["one_gpu"](SYLLABUS, "15", {})  # the distributed lesson uses both of Kaggle's T4s
+    assert not install["one_gpu"](SYLLABUS, "03", {"CUDA_VISIBLE_DEVICES": "1"})  # the learner's choice stays
+    assert not install["one_gpu"](SYLLABUS, None, {})
+
+
+def test_a_failed_clone_names_the_repo_and_what_to_switch_on(tmp_path, monkeypatch):
+    import subprocess
+
+    from course import syllabus, sync
+
+    syl = syllabus.load()
+    cell = sync.install_cell(syl, "02")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    calls = []
+
+    def offline(args, **kwargs):
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 128, "", "fatal: unable to access: Could not resolve host: github.com")
+
+    monkeypatch.setattr(subprocess, "run", offline)
+    with pytest.raises(RuntimeError) as caught:
+        exec(compile(cell, "install-cell", "exec"), {})
+    message = str(caught.value)
+    assert f"https://github.com/{syl.repo}" in message and "Could not resolve host" in message
+    assert "switch Internet on" in message and "course set-repo" in message and calls[0][:2] == ["git", "clone"]

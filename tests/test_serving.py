@@ -2,11 +2,13 @@
 
 import asyncio
 import json
+import os
 import sys
 
 import pytest
 
 from helpers import serving
+from helpers.paths import REPO_ROOT
 
 GOOD = {"model": "tiny:sft", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 
@@ -96,3 +98,15 @@ def test_a_server_that_dies_is_reported_with_its_log(tmp_path):
     with pytest.raises(RuntimeError, match="exited with code 3(.|\n)*no model here"):
         server.wait_healthy(timeout=30)
     server.stop()
+
+
+def test_the_server_process_finds_the_course_without_an_installed_package(tmp_path, monkeypatch):
+    # on Colab the notebook only put the clone on sys.path; the server is a child process and must import helpers
+    monkeypatch.chdir(tmp_path)  # not from the repository's folder, without site-packages (-S): only PYTHONPATH
+    port = serving.free_port()
+    code = "import helpers, os; print('found', helpers.__file__); print('path', os.environ['PYTHONPATH'])"
+    server = serving.launch([sys.executable, "-S", "-c", code], port, tmp_path / "server.log",  # -S: no site
+                            env={"PATH": os.environ.get("PATH", "")})
+    server.process.wait(timeout=30)
+    server.stop()
+    assert f"found {REPO_ROOT / 'helpers' / '__init__.py'}" in server.log.read_text()
