@@ -40,6 +40,18 @@ def check_gpu_supported(torch, name: str) -> None:
                            "on Colab, Runtime > Change runtime type > T4 GPU.")
 
 
+def free_memory(device: str) -> None:
+    """After a lesson moves or deletes models it no longer needs: collect them and hand the GPU's cached blocks back,
+    so the next model fits on a T4 (15 GB). Introduced in 08_ppo_rlhf.ipynb."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
 def pick_device(verbose: bool = True) -> str:
     """CUDA, then Apple MPS, then CPU; prints the choice. Introduced in 00_welcome.ipynb."""
     import torch
