@@ -1,5 +1,6 @@
-"""`python -m course sync`: write what derives from course/syllabus.toml into the notebooks and colab/README.md,
-and colab/requires.json from requirements.txt.
+"""`python -m course sync`: write what derives from course/syllabus.toml into the notebooks (badge, install cell,
+time/hardware line, which "Next lessons" are planned) and colab/README.md, and colab/requires.json from
+requirements.txt.
 
 The GitHub owner/name lives in one place, ``[course] repo`` in the syllabus. Every notebook's Colab badge and
 its install cell (the same cell in every lesson, generated from :data:`INSTALL_CELL`) and the badge table in
@@ -90,6 +91,29 @@ def pinned_requires(requirements: Path = REPO_ROOT / "requirements.txt") -> str:
     return json.dumps(dict(sorted(out.items())), indent=1) + "\n"
 
 
+TIME_LINE = re.compile(r"\*\*Time and hardware:\*\*.*?(?=\n\n|\Z)", re.S)
+NEXT_BULLET = re.compile(r"(?m)^- \*\*(\d\d) · ([^*]+)\*\*(?: \(planned\))?")
+
+
+def time_line(lesson) -> str:
+    """The objectives' time/hardware line, from the syllabus (so it cannot disagree with ``course list``)."""
+    if lesson.minutes_t4:
+        times = f"~{lesson.minutes_t4} min on a T4 · ~{lesson.minutes_cpu} min on CPU (2 cores)"
+    else:
+        times = f"~{lesson.minutes_cpu} min on any machine"
+    return f"**Time and hardware:** {times} · {lesson.hardware}." + (f" {lesson.time_note}" if lesson.time_note else "")
+
+
+def next_lessons(source: str, syl: Syllabus) -> str:
+    """A Next lessons cell with each bullet's "(planned)" matching the syllabus: "- **NN · Title**"."""
+    def mark(match):
+        number, title = match.groups()
+        if number not in syl.lessons:
+            raise ValueError(f"Next lessons names lesson {number}, which course/syllabus.toml does not have")
+        return f"- **{number} · {title}**" + (" (planned)" if syl.lessons[number].status == "planned" else "")
+    return NEXT_BULLET.sub(mark, source)
+
+
 def _sync_notebook(path: Path, syl: Syllabus) -> str:
     number = path.stem[:2]
     nb = json.loads(path.read_text())
@@ -98,6 +122,9 @@ def _sync_notebook(path: Path, syl: Syllabus) -> str:
         source = "".join(cell["source"])
         if cell["cell_type"] == "markdown" and BADGE.search(source):
             source = BADGE.sub(f"({syl.badge_url(lesson)})", source)
+            source = TIME_LINE.sub(lambda _: time_line(lesson), source)
+        elif cell["cell_type"] == "markdown" and source.startswith("## Next lessons"):
+            source = next_lessons(source, syl)
         elif cell["cell_type"] == "code" and source.startswith(INSTALL_MARKER):
             source = install_cell(syl, number)
         cell["source"] = source.splitlines(keepends=True)

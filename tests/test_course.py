@@ -1,10 +1,11 @@
+import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
 
-from course import report, runner, syllabus
+from course import report, runner, syllabus, sync
 from helpers.paths import REPO_ROOT
 
 
@@ -137,3 +138,22 @@ def test_speed_ratio_lessons_run_alone():
     # lesson 13's claim is a speed ratio that a lesson on the other core skews (2.1-2.4x alone, 1.34x beside one)
     lessons = syllabus.load().lessons
     assert lessons["13"].alone and not lessons["02"].alone
+
+
+def test_time_lines_and_planned_marks_come_from_the_syllabus():
+    syl = syllabus.load()
+    for lesson in syl.lessons.values():
+        if lesson.status != "ready":
+            continue
+        cells = json.loads(lesson.path.read_text())["cells"]
+        assert sync.time_line(lesson) in "".join(cells[0]["source"]), lesson.stem  # sync --check keeps it so
+        nxt = next("".join(c["source"]) for c in cells if "".join(c["source"]).startswith("## Next lessons"))
+        bullets = [line for line in nxt.splitlines() if line.startswith("- ")]
+        assert bullets and all(sync.NEXT_BULLET.match(b) for b in bullets), (lesson.stem, bullets)
+    planned = dataclasses.replace(syl, lessons={**syl.lessons, "07": dataclasses.replace(syl.lessons["07"],
+                                                                                           status="planned")})
+    text = "## Next lessons\n- **07 · DPO**: preferences.\n- **03 · LoRA** (planned): adapters."
+    assert sync.next_lessons(text, planned) == "## Next lessons\n- **07 · DPO** (planned): preferences.\n" \
+                                               "- **03 · LoRA**: adapters."
+    with pytest.raises(ValueError, match="lesson 42"):
+        sync.next_lessons("- **42 · Nothing**: x", syl)
