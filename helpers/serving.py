@@ -6,8 +6,11 @@ Two engines, one client. On a GPU the lesson runs ``vllm serve``; on a CPU it ru
 
 which is ``transformers serve`` (continuous batching on; ``--max-num-seqs 1`` turns it off) with the three
 things vLLM's server has and it lacks, added around its FastAPI app: an API key on ``/v1/*`` (401 without it),
-request checks that answer 400 with a message instead of a 500 (body not JSON, ``messages`` missing or malformed,
-``max_tokens`` absurd, unknown model), and a ``/v1/models`` that lists the served model under its public name.
+request checks that answer 400 with a message instead of a 500 or a silent surprise (body not JSON, ``messages``
+missing or malformed, ``max_tokens`` absurd, a prompt longer than the context, which would otherwise stop the
+continuous-batching loop for every client, an unknown model, a sampling parameter out of range or one this greedy
+server would ignore), 413 for a body over 1 MiB, and a ``/v1/models`` that lists the served model under its
+public name.
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ from pathlib import Path
 
 COMPLETION_PATHS = ("/v1/chat/completions", "/v1/completions")
 PAGE_SIZE = 256  # tokens per block of the paged KV cache (ContinuousBatchingConfig.page_size's default)
+MAX_BODY_BYTES = 1 << 20  # a larger request body gets 413 before it is read on
+# Request fields this server honours, and those it accepts only at the one value it uses: transformers serve decodes
+# greedily and returns one choice without log-probabilities, and would silently ignore anything else. A field in
+# neither set gets 400 naming it (vLLM honours them all).
+HONOURED = {"model", "messages", "prompt", "max_tokens", "max_completion_tokens", "stream", "stream_options", "user",
+            "seed"}
+FIXED = {"temperature": 0, "top_p": 1, "n": 1, "logprobs": False}
+RANGES = {"temperature": (0, 2), "top_p": (0, 1), "n": (1, 128)}  # the OpenAI API's ranges (top_p > 0)
 
 
 def error_body(message: str, code: str, kind: str = "invalid_request_error") -> dict:
@@ -37,8 +48,38 @@ def error_body(message: str, code: str, kind: str = "invalid_request_error") -> 
     return {"error": {"message": message, "type": kind, "code": code}}
 
 
-def check_request(path: str, body, served_name: str, max_model_len: int) -> str | None:
-    """What is wrong with a completion request's parsed JSON body, in a sentence, or None when it is fine."""
+def _sampling_problem(body: dict) -> str | None:
+    for field in body:
+        if field not in HONOURED and field not in FIXED:
+            return (f"'{field}' is not supported by this server (it would be ignored): leave it out, or serve with "
+                    "vLLM, which honours it")
+    for field, used in FIXED.items():
+        if field not in body:
+            continue
+        value = body[field]
+        if field == "logprobs":
+            if not isinstance(value, bool):
+                return f"'logprobs' must be true or false, got {value!r}"
+        else:
+            low, high = RANGES[field]
+            whole = field == "n"
+            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) \
+                    or not (low < value <= high if field == "top_p" else low <= value <= high):
+                kind = "an integer" if whole else "a number"
+                bounds = f"in (0, {high}]" if field == "top_p" else f"between {low} and {high}"
+                return f"'{field}' must be {kind} {bounds}, got {value!r}"
+        if value != used:
+            return (f"'{field}' = {value!r} is not supported by this server, which decodes greedily and returns one "
+                    f"choice without log-probabilities: send {json.dumps(used)} or leave it out (vLLM supports it)")
+    return None
+
+
+def check_request(path: str, body, served_name: str, max_model_len: int, prompt_tokens=None) -> str | None:
+    """What is wrong with a completion request's parsed JSON body, in a sentence, or None when it is fine.
+
+    ``prompt_tokens``: a function of the body giving the prompt's length in tokens (the chat template applied), to
+    refuse a request longer than the model's context as vLLM does, before it reaches the engine; a request without
+    ``max_tokens`` then gets what is left of the context, as in vLLM (set in ``body``)."""
     if not isinstance(body, dict):
         return f"the request body must be a JSON object, got {type(body).__name__}"
     if body.get("model") not in (None, served_name):
@@ -60,6 +101,19 @@ def check_request(path: str, body, served_name: str, max_model_len: int) -> str 
             return f"'{field}' must be a positive integer, got {value!r}"
         if value > max_model_len:
             return f"'{field}' is {value}, more than this model's context of {max_model_len} tokens"
+    problem = _sampling_problem(body)
+    if problem or prompt_tokens is None:
+        return problem
+    try:
+        length = prompt_tokens(body)
+    except Exception as exc:  # noqa: BLE001 - whatever the template raises, the client hears it, the engine never
+        return f"the messages could not be formatted with the model's chat template: {exc}"
+    wanted = body.get("max_completion_tokens") or body.get("max_tokens")
+    if wanted is None and length < max_model_len:  # as vLLM: the rest of the context (the body is changed)
+        body["max_tokens"] = wanted = max_model_len - length
+    if length + (wanted or 1) > max_model_len:
+        return (f"this model's maximum context length is {max_model_len} tokens; the prompt has {length} and "
+                f"{wanted} more were asked for: shorten the prompt or lower max_tokens")
     return None
 
 
@@ -70,9 +124,10 @@ class Guard:
     pins a forced model by that name).
     """
 
-    def __init__(self, app, api_key: str, served_name: str, engine_name: str, max_model_len: int):
+    def __init__(self, app, api_key: str, served_name: str, engine_name: str, max_model_len: int,
+                 prompt_tokens=None):
         self.app, self.api_key, self.served_name = app, api_key, served_name
-        self.engine_name, self.max_model_len = engine_name, max_model_len
+        self.engine_name, self.max_model_len, self.prompt_tokens = engine_name, max_model_len, prompt_tokens
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -83,15 +138,20 @@ class Guard:
                                                            "'Authorization: Bearer <key>'", "invalid_api_key"))
         if scope["method"] != "POST" or scope["path"] not in COMPLETION_PATHS:
             return await self.app(scope, receive, send)
-        raw, more = b"", True
-        while more:
+        raw, size, more = b"", 0, True
+        while more:  # read it all, even past the limit: a server that answers mid-upload breaks the client's pipe
             message = await receive()
-            raw, more = raw + message.get("body", b""), message.get("more_body", False)
+            chunk, more = message.get("body", b""), message.get("more_body", False)
+            size += len(chunk)
+            raw = raw + chunk if size <= MAX_BODY_BYTES else b""
+        if size > MAX_BODY_BYTES:
+            return await self._reply(send, 413, error_body(f"the request body has {size:,} bytes, more than this "
+                                                           f"server's limit of {MAX_BODY_BYTES:,}", "body_too_large"))
         try:
             body = json.loads(raw)
         except ValueError as exc:
             return await self._reply(send, 400, error_body(f"the request body is not valid JSON: {exc}", "bad_json"))
-        problem = check_request(scope["path"], body, self.served_name, self.max_model_len)
+        problem = check_request(scope["path"], body, self.served_name, self.max_model_len, self.prompt_tokens)
         if problem:
             return await self._reply(send, 400, error_body(problem, "invalid_request"))
         body["model"] = self.engine_name
@@ -134,6 +194,13 @@ def _serve(argv: list[str] | None = None) -> None:
 
     engine_name = str(Path(args.model).resolve())
     max_model_len = transformers.AutoConfig.from_pretrained(engine_name).max_position_embeddings
+    tokenizer = transformers.AutoTokenizer.from_pretrained(engine_name)
+
+    def prompt_tokens(body: dict) -> int:  # as the engine will see the prompt
+        if "messages" in body:
+            return len(tokenizer.apply_chat_template(body["messages"], add_generation_prompt=True, tokenize=True,
+                                                     return_dict=True)["input_ids"])
+        return len(tokenizer(body["prompt"])["input_ids"])
     build_server = server.build_server
 
     def build_guarded(*a, **kw):  # transformers serve's own app, wrapped
@@ -147,7 +214,7 @@ def _serve(argv: list[str] | None = None) -> None:
                  "max_model_len": max_model_len}]})
 
         app.add_middleware(Guard, api_key=args.api_key, served_name=args.served_model_name,
-                           engine_name=engine_name, max_model_len=max_model_len)
+                           engine_name=engine_name, max_model_len=max_model_len, prompt_tokens=prompt_tokens)
         return app
 
     server.build_server = build_guarded  # transformers.cli.serve.Serve imports it from this module when called

@@ -35,7 +35,7 @@ def test_good_requests_pass():
     assert "JSON object" in serving.check_request("/v1/chat/completions", [GOOD], "tiny:sft", 512)
 
 
-def call(path: str, body: bytes, key: str | None):
+def call(path: str, body: bytes, key: str | None, length: int | None = None):
     """Send one request through Guard around an app that echoes the body it receives; (status, JSON)."""
     async def app(scope, receive, send):
         message = await receive()
@@ -43,8 +43,8 @@ def call(path: str, body: bytes, key: str | None):
         await send({"type": "http.response.body", "body": message["body"]})
 
     guard = serving.Guard(app, api_key="k1", served_name="tiny:sft", engine_name="/models/sft", max_model_len=512)
-    headers = [(b"content-length", str(len(body)).encode())] + ([(b"authorization", f"Bearer {key}".encode())]
-                                                                 if key else [])
+    size = str(len(body) if length is None else length).encode()
+    headers = [(b"content-length", size)] + ([(b"authorization", f"Bearer {key}".encode())] if key else [])
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
     sent, chunks = [], [{"type": "http.request", "body": body[:5], "more_body": True},
                         {"type": "http.request", "body": body[5:], "more_body": False}]
@@ -110,3 +110,50 @@ def test_the_server_process_finds_the_course_without_an_installed_package(tmp_pa
     server.process.wait(timeout=30)
     server.stop()
     assert f"found {REPO_ROOT / 'helpers' / '__init__.py'}" in server.log.read_text()
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"temperature": 5}, "'temperature' must be a number between 0 and 2, got 5"),
+    ({"temperature": "hot"}, "'temperature' must be a number"),
+    ({"top_p": 0}, "'top_p' must be a number in (0, 1], got 0"),
+    ({"n": 0}, "'n' must be an integer between 1 and 128"),
+    ({"logprobs": "yes"}, "'logprobs' must be true or false"),
+    ({"temperature": 0.7}, "'temperature' = 0.7 is not supported by this server, which decodes greedily"),
+    ({"top_p": 0.9}, "'top_p' = 0.9 is not supported"),
+    ({"n": 3}, "'n' = 3 is not supported"),
+    ({"logprobs": True}, "send false or leave it out"),
+    ({"presence_penalty": 0.5}, "'presence_penalty' is not supported by this server (it would be ignored)"),
+])
+def test_sampling_parameters_are_honoured_or_refused_never_ignored(change, words):
+    assert words in serving.check_request("/v1/chat/completions", {**GOOD, **change}, "tiny:sft", 512)
+
+
+def test_the_values_the_server_uses_pass():
+    fine = {**GOOD, "temperature": 0, "top_p": 1.0, "n": 1, "logprobs": False, "stream": True, "seed": 3}
+    assert serving.check_request("/v1/chat/completions", fine, "tiny:sft", 512) is None
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_the_engine():
+    def count(body):
+        return len(body["messages"][0]["content"].split())
+
+    long = {**GOOD, "messages": [{"role": "user", "content": "word " * 600}]}
+    assert "maximum context length is 512 tokens; the prompt has 600" in \
+        serving.check_request("/v1/chat/completions", long, "tiny:sft", 512, count)
+    near = {**GOOD, "messages": [{"role": "user", "content": "word " * 508}], "max_tokens": 8}
+    assert "the prompt has 508 and 8 more" in serving.check_request("/v1/chat/completions", near, "tiny:sft", 512, count)
+    unset = {"messages": [{"role": "user", "content": "word " * 500}]}
+    assert serving.check_request("/v1/chat/completions", unset, "tiny:sft", 512, count) is None
+    assert unset["max_tokens"] == 12  # what is left of the context, as vLLM does
+
+    def broken(body):
+        raise ValueError("no template")
+
+    assert "chat template: no template" in serving.check_request("/v1/chat/completions", GOOD, "tiny:sft", 512, broken)
+
+
+def test_a_huge_body_gets_413_whatever_its_content_length_says():
+    huge = json.dumps({**GOOD, "messages": [{"role": "user", "content": "x" * (serving.MAX_BODY_BYTES + 10)}]})
+    for length in (None, 100):  # told, or lied about: counted as it arrives, and read to its end
+        status, reply = call("/v1/chat/completions", huge.encode(), "k1", length)
+        assert status == 413 and reply["error"]["code"] == "body_too_large"
