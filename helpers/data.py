@@ -1,4 +1,7 @@
-"""The course's own datasets: a deterministic generator and a strict loader.
+"""The course's own datasets: a deterministic generator and a strict loader of the shipped files.
+
+A learner's own files (any common SFT or preference format, JSONL, JSON, Parquet, CSV, a saved ``datasets``
+folder or a Hub id) go through ``helpers.userdata``.
 
 Build the shipped files with ``python -m helpers.data build`` (``--check`` compares instead of writing).
 Every text here is generated from the word lists below; nothing is copied from elsewhere.
@@ -9,7 +12,6 @@ Introduced in 00_welcome.ipynb (loading) and 01_tokenizer_and_pretraining.ipynb 
 from __future__ import annotations
 
 import argparse
-import codecs
 import functools
 import json
 import random
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.paths import DATA_DIR
+from helpers.userdata import DataError, _check_messages, _json_lines  # noqa: F401 - DataError is part of this API
 
 SEED = 1234
 
@@ -497,55 +500,6 @@ def build_all(seed: int = SEED) -> dict[str, str]:
     return files
 
 
-class DataError(ValueError):
-    """A shipped or user-supplied data file is malformed; the message names file, line and field."""
-
-
-def _check_messages(value: list, where: str, field: str) -> None:
-    for i, message in enumerate(value):
-        if not isinstance(message, dict) or set(message) != {"role", "content"}:
-            raise DataError(f"{where}: field '{field}'[{i}] must be an object with exactly 'role' and 'content'")
-        if message["role"] not in {"system", "user", "assistant"}:
-            raise DataError(f"{where}: field '{field}'[{i}].role is {message['role']!r}, not system/user/assistant")
-        if not isinstance(message["content"], str) or not message["content"]:
-            raise DataError(f"{where}: field '{field}'[{i}].content must be a non-empty string")
-
-
-def _json_lines(path: Path):
-    """Yield ``(row, "file:line")`` for each non-blank line of a JSONL file.
-
-    Accepted: a UTF-8 byte-order mark (Windows editors write one), Windows line endings, blank lines (skipped).
-    Errors (DataError naming file and line): bytes that are not UTF-8 (with the byte and its column), a line that is
-    not JSON (on the last line: the file looks cut off), a value that is not a JSON object, a file with no rows.
-    """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    raw = raw.removeprefix(codecs.BOM_UTF8)
-    lines = raw.split(b"\n")
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    for i, line in enumerate(lines):
-        where = f"{path}:{i + 1}"
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise DataError(f"{where}: not UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1}); "
-                            "save the file as UTF-8") from None
-        if not text.strip():
-            continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as err:
-            cut = " (the last line is incomplete: was the file cut off?)" if i == last else ""
-            raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno}){cut}") from None
-        if not isinstance(value, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}")
-        yield value, where
-    if last < 0:
-        raise DataError(f"{path}: no rows")
-
-
 def load_jsonl(path: str | Path, kind: str | None = None) -> list[dict]:
     """Read a JSONL file and validate each row against ``SCHEMAS[kind]`` (kind defaults to the folder name).
 
@@ -572,111 +526,6 @@ def load_jsonl(path: str | Path, kind: str | None = None) -> list[dict]:
                 _check_messages(row[field], where, field)
         rows.append(row)
     return rows
-
-
-def _preference_row(row: dict, where: str) -> dict:
-    """One preference row in any of TRL's formats, as the course's conversational row (see load_preferences)."""
-    missing = [f for f in ("chosen", "rejected") if f not in row]
-    if missing:
-        raise DataError(f"{where}: missing field(s) {missing}; a preference row needs 'chosen' and 'rejected' "
-                        "(and 'prompt', unless chosen/rejected are whole conversations)")
-    fields = [f for f in ("prompt", "chosen", "rejected") if f in row]
-    kinds = {f: "text" if isinstance(row[f], str) else "messages" if isinstance(row[f], list) else None for f in fields}
-    for field, kind in kinds.items():
-        if kind is None:
-            raise DataError(f"{where}: field '{field}' must be a string or a list of messages, "
-                            f"got {type(row[field]).__name__}")
-        if kind == "text" and not row[field].strip():
-            raise DataError(f"{where}: field '{field}' is empty")
-        if kind == "messages":
-            _check_messages(row[field], where, field)
-    if len(set(kinds.values())) > 1:
-        raise DataError(f"{where}: fields {fields} mix strings and message lists ({kinds}); use one format")
-    task = row.get("task", "custom")
-    if not isinstance(task, str):
-        raise DataError(f"{where}: field 'task' must be a string, got {type(task).__name__}")
-    if "prompt" not in row:  # implicit prompt: two whole conversations that share everything but the last reply
-        chosen, rejected = row["chosen"], row["rejected"]
-        if kinds["chosen"] == "text" or len(chosen) < 2 or chosen[:-1] != rejected[:-1]:
-            raise DataError(f"{where}: missing field 'prompt' (without it, 'chosen' and 'rejected' must be "
-                            "conversations that differ only in their last message)")
-        return {"task": task, "prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]}
-    if kinds["prompt"] == "text":
-        return {"task": task, "prompt": [{"role": "user", "content": row["prompt"]}],
-                "chosen": [{"role": "assistant", "content": row["chosen"]}],
-                "rejected": [{"role": "assistant", "content": row["rejected"]}]}
-    return {"task": task, "prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
-
-
-SFT_FORMATS = ('"messages" (TRL conversational)', '"prompt" + "completion" (strings or message lists)',
-               '"prompt" + "response"', '"instruction" + "output", optional "input" (Alpaca)')
-
-
-def _sft_row(row: dict, where: str) -> dict:
-    """One SFT row in any of the common formats, as the course's ``{"task", "messages"}`` row (see load_sft)."""
-    task = row.get("task", "custom")
-    if not isinstance(task, str):
-        raise DataError(f"{where}: field 'task' must be a string, got {type(task).__name__}")
-
-    def text(field: str, value) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise DataError(f"{where}: field '{field}' must be a non-empty string, got {value!r:.40}")
-        return value
-
-    if "messages" in row:
-        if not isinstance(row["messages"], list) or not row["messages"]:
-            raise DataError(f"{where}: field 'messages' must be a non-empty list of messages")
-        messages = row["messages"]
-        _check_messages(messages, where, "messages")
-    elif "prompt" in row and ("completion" in row or "response" in row):
-        reply = "completion" if "completion" in row else "response"
-        prompt, answer = row["prompt"], row[reply]
-        if isinstance(prompt, list) != isinstance(answer, list):
-            raise DataError(f"{where}: fields 'prompt' and '{reply}' mix a string and a message list; use one format")
-        if isinstance(prompt, list):
-            _check_messages(prompt, where, "prompt")
-            _check_messages(answer, where, reply)
-            messages = prompt + answer
-        else:
-            messages = [{"role": "user", "content": text("prompt", prompt)},
-                        {"role": "assistant", "content": text(reply, answer)}]
-    elif "instruction" in row and "output" in row:
-        extra = row.get("input") or ""
-        if not isinstance(extra, str):
-            raise DataError(f"{where}: field 'input' must be a string, got {type(extra).__name__}")
-        user = text("instruction", row["instruction"]) + (f"\n\n{extra}" if extra.strip() else "")
-        messages = [{"role": "user", "content": user}, {"role": "assistant", "content": text("output", row["output"])}]
-    else:
-        raise DataError(f"{where}: not an SFT row (fields {sorted(row)}); accepted: " + "; ".join(SFT_FORMATS))
-    if not messages or messages[-1]["role"] != "assistant":
-        raise DataError(f"{where}: the conversation must end with an assistant message (the reply to learn)")
-    return {"task": task, "messages": messages}
-
-
-def load_sft(path: str | Path) -> list[dict]:
-    """Supervised fine-tuning rows from a JSONL file in any common format, as conversational rows.
-
-    Accepted per line (see ``SFT_FORMATS``): TRL's ``messages``; ``prompt`` + ``completion`` as strings (the prompt
-    becomes a user turn, the completion the assistant's) or as message lists; ``prompt`` + ``response``; Alpaca's
-    ``instruction`` + ``output`` with an optional ``input`` (appended to the instruction after a blank line).
-    ``task`` is optional (default ``"custom"``); other fields are ignored. Returns ``{"task", "messages"}`` rows,
-    what the course's SFT lessons train on. Raises DataError naming file, line and field. Introduced in
-    02_sft.ipynb.
-    """
-    return [_sft_row(row, where) for row, where in _json_lines(Path(path))]
-
-
-def load_preferences(path: str | Path) -> list[dict]:
-    """Preference pairs from a JSONL file in any of TRL's formats, as conversational rows.
-
-    Accepted per line: ``prompt``/``chosen``/``rejected`` as strings (standard format; the prompt becomes a user
-    turn, the replies assistant turns), as message lists (conversational), or ``chosen``/``rejected`` alone as
-    whole conversations that differ only in the last message (implicit prompt). ``task`` is optional
-    (default ``"custom"``); other fields are ignored. Returns ``{"task", "prompt", "chosen", "rejected"}`` rows
-    with message lists, what the course's preference lessons train on. Raises DataError naming file, line and
-    field. Introduced in 06_reward_model.ipynb.
-    """
-    return [_preference_row(row, where) for row, where in _json_lines(Path(path))]
 
 
 def load_split(kind: str, split: str, data_dir: Path = DATA_DIR) -> list[dict]:

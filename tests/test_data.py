@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from helpers import data
+from helpers import data, userdata
 
 
 def test_shipped_files_equal_a_fresh_build(tmp_path):
@@ -146,10 +146,10 @@ def test_load_preferences_accepts_trl_formats(tmp_path):
         {"task": "greet", "prompt": user, "chosen": good, "rejected": bad},  # conversational
         {"chosen": user + good, "rejected": user + bad},  # implicit prompt
     ])
-    rows = data.load_preferences(path)
+    rows = userdata.load_preferences(path)
     assert [r["task"] for r in rows] == ["custom", "greet", "custom"]
     assert all(r["prompt"] == user and r["chosen"] == good and r["rejected"] == bad for r in rows)
-    shipped = data.load_preferences(data.DATA_DIR / "preference" / "test.jsonl")
+    shipped = userdata.load_preferences(data.DATA_DIR / "preference" / "test.jsonl")
     assert shipped == data.load_split("preference", "test")
 
 
@@ -169,7 +169,7 @@ def test_load_preferences_accepts_trl_formats(tmp_path):
 def test_load_preferences_names_file_line_and_field(tmp_path, bad_row, message):
     path = _prefs(tmp_path, [{"prompt": "Hi?", "chosen": "a", "rejected": "b"}, bad_row])
     with pytest.raises(data.DataError) as err:
-        data.load_preferences(path)
+        userdata.load_preferences(path)
     assert f"{path}:2:" in str(err.value) and message in str(err.value)
 
 
@@ -215,13 +215,13 @@ USER, BOT = {"role": "user", "content": "Hi?"}, {"role": "assistant", "content":
 def test_load_sft_accepts_the_common_formats(tmp_path, row):
     path = tmp_path / "mine.jsonl"
     path.write_text(json.dumps(row) + "\n")
-    assert data.load_sft(path) == [{"task": "custom", "messages": [USER, BOT]}]
+    assert userdata.load_sft(path) == [{"task": "custom", "messages": [USER, BOT]}]
 
 
 def test_alpaca_input_follows_the_instruction(tmp_path):
     path = tmp_path / "alpaca.jsonl"
     path.write_text(json.dumps({"instruction": "Add.", "input": "2 and 3", "output": "5", "task": "add"}) + "\n")
-    assert data.load_sft(path)[0] == {"task": "add", "messages": [{"role": "user", "content": "Add.\n\n2 and 3"},
+    assert userdata.load_sft(path)[0] == {"task": "add", "messages": [{"role": "user", "content": "Add.\n\n2 and 3"},
                                                                   {"role": "assistant", "content": "5"}]}
 
 
@@ -238,7 +238,7 @@ def test_load_sft_names_line_field_and_formats(tmp_path, row, message):
     path = tmp_path / "mine.jsonl"
     path.write_text(json.dumps({"prompt": "a", "completion": "b"}) + "\n" + json.dumps(row) + "\n")
     with pytest.raises(data.DataError) as err:
-        data.load_sft(path)
+        userdata.load_sft(path)
     assert f"{path}:2:" in str(err.value) and message in str(err.value)
 
 
@@ -247,10 +247,10 @@ def test_file_quirks_accepted(tmp_path):
     row = json.dumps({"prompt": "Hi?", "completion": "Hello."})
     path = tmp_path / "windows.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + f"{row}\r\n\r\n{row}\r\n\n{row}".encode())
-    assert len(data.load_sft(path)) == 3
+    assert len(userdata.load_sft(path)) == 3
     prefs = tmp_path / "prefs.jsonl"
     prefs.write_bytes(b"\xef\xbb\xbf" + json.dumps({"prompt": "Hi?", "chosen": "Yes.", "rejected": "No."}).encode())
-    assert len(data.load_preferences(prefs)) == 1
+    assert len(userdata.load_preferences(prefs)) == 1
 
 
 def test_file_quirks_refused(tmp_path):
@@ -258,15 +258,15 @@ def test_file_quirks_refused(tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(row + b"\n" + b'{"prompt": "caf\xe9", "completion": "ok"}\n')  # Latin-1, not UTF-8
     with pytest.raises(data.DataError, match=r"latin1.jsonl:2: not UTF-8 \(byte 0xe9 at column 16\)"):
-        data.load_sft(path)
+        userdata.load_sft(path)
     path.write_bytes(row + b"\n" + row[:20])  # a download cut short
     with pytest.raises(data.DataError, match=r":2: not valid JSON .*the last line is incomplete"):
-        data.load_sft(path)
+        userdata.load_sft(path)
     path.write_bytes(b"\n\r\n")
     with pytest.raises(data.DataError, match="no rows"):
-        data.load_sft(path)
+        userdata.load_sft(path)
     with pytest.raises(data.DataError, match="no such file"):
-        data.load_sft(tmp_path / "missing.jsonl")
+        userdata.load_sft(tmp_path / "missing.jsonl")
 
 
 @pytest.mark.parametrize("fmt", ["messages", "prompt/completion", "alpaca"])
@@ -279,4 +279,70 @@ def test_the_course_rows_survive_a_round_trip_through_each_format(tmp_path, fmt)
                 "alpaca": {"task": row["task"], "instruction": user, "input": "", "output": bot}}[fmt]
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps(record(r)) + "\n" for r in rows))
-    assert data.load_sft(path) == rows
+    assert userdata.load_sft(path) == rows
+
+
+USER_ROW = {"role": "user", "content": "Hi?"}
+BOT_ROW = {"role": "assistant", "content": "Hello."}
+
+
+def test_sharegpt_conversations_load_as_messages(tmp_path):
+    path = tmp_path / "sharegpt.jsonl"
+    rows = [{"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Hi?"},
+                               {"from": "gpt", "value": "Hello."}]},
+            {"conversations": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = userdata.load_sft(path)
+    assert loaded[0]["messages"] == [{"role": "system", "content": "Be brief."}, USER_ROW, BOT_ROW]
+    assert loaded[1]["messages"] == [USER_ROW, BOT_ROW]
+    path.write_text(json.dumps({"conversations": [{"from": "human", "value": "Hi?"}, {"from": "robot", "value": "x"}]}))
+    with pytest.raises(data.DataError, match=r"sharegpt.jsonl:1: field 'conversations'\[1\] speaker 'robot'"):
+        userdata.load_sft(path)
+
+
+def test_every_container_a_learner_has_loads_the_same_rows(tmp_path):
+    import datasets
+
+    table = [{"prompt": "Hi?", "completion": "Hello."}, {"prompt": "Add 2 and 3.", "completion": "5"}]
+    expected = userdata.load_sft(_jsonl_file(tmp_path / "a.jsonl", table))
+    (tmp_path / "a.json").write_text(json.dumps(table, indent=2))  # a JSON array, not JSON Lines
+    datasets.Dataset.from_list(table).to_parquet(str(tmp_path / "a.parquet"))
+    datasets.Dataset.from_list(table).to_csv(str(tmp_path / "a.csv"), index=False)
+    datasets.Dataset.from_list(table).save_to_disk(str(tmp_path / "saved"))
+    for name in ("a.json", "a.parquet", "a.csv", "saved"):
+        assert userdata.load_sft(tmp_path / name) == expected, name
+    (tmp_path / "b.json").write_text(json.dumps([table[0], {"prompt": "Hi?"}]))
+    with pytest.raises(data.DataError, match=r"b.json: item 2: not an SFT row"):
+        userdata.load_sft(tmp_path / "b.json")
+    datasets.Dataset.from_list([table[0], {"prompt": "Hi?", "completion": ""}]).to_parquet(str(tmp_path / "b.parquet"))
+    with pytest.raises(data.DataError, match=r"b.parquet: row 2: field 'completion' must be a non-empty string"):
+        userdata.load_sft(tmp_path / "b.parquet")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(data.DataError, match="is a folder, not a data file"):
+        userdata.load_sft(tmp_path / "folder")
+
+
+def test_a_hub_id_loads_online_and_is_refused_offline(monkeypatch):
+    import datasets
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(data.DataError, match="the Hub is off"):
+        userdata.load_sft("someone/chats")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    asked = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda repo, split: asked.append((repo, split))
+                        or datasets.Dataset.from_list([{"prompt": "Hi?", "completion": "Hello."}]))
+    assert userdata.load_sft("someone/chats") == [{"task": "custom", "messages": [USER_ROW, BOT_ROW]}]
+    assert asked == [("someone/chats", "train")]
+
+
+def test_a_pair_that_teaches_nothing_is_refused_by_line(tmp_path):
+    path = _prefs(tmp_path, [{"prompt": "Hi?", "chosen": "a", "rejected": "b"},
+                             {"prompt": "Hi?", "chosen": "Hello.", "rejected": "Hello."}])
+    with pytest.raises(data.DataError, match=r"prefs.jsonl:2: 'chosen' and 'rejected' are the same reply"):
+        userdata.load_preferences(path)
+
+
+def _jsonl_file(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
