@@ -351,6 +351,13 @@ def lesson_13(m, c: Claims):
     lookup = max(r["acceptance"] for key, r in results.items() if key.startswith("prompt lookup / repetitive"))
     story = max(r["acceptance"] for key, r in results.items() if key.startswith("prompt lookup / story"))
     c.gt("lookup acceptance: repetitive - story", lookup - story, 0, "lookup needs repetition")
+    fit = m["sampling_fit"]  # chi-square p-values of 200,000 draws against the target's distribution
+    c.ge("speculative sampling fits p (p-value)", fit["speculative sampling"]["p_value"], 1e-3,
+         "exact: a correct sampler falls below 1e-3 once in a thousand seeds")
+    c.lt("resample-from-p bug fits p (p-value)", fit["resample from p (bug)"]["p_value"], 1e-6, "biased")
+    c.lt("greedy rule fits p (p-value)", fit["greedy rule"]["p_value"], 1e-6, "biased")
+    c.lt("|acceptance - overlap|", abs(m["sampling_acceptance"] - m["sampling_overlap"]), 0.01,
+         "a draft token is accepted with probability sum(min(p, q))")
 
 
 def lesson_14(m, c: Claims):
