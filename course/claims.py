@@ -315,6 +315,12 @@ def lesson_11(m, c: Claims):
     c.ge("greedy repeated 3-grams", rep["greedy"], 0.15)
     c.ge("greedy - with repetition penalty", rep["greedy"] - rep["greedy + repetition penalty 1.3"], 0.1)
     c.ge("eager / SDPA seconds (longest)", m["kernel_seconds"]["eager"][-1] / m["kernel_seconds"]["sdpa"][-1], 1.1)
+    c.lt("max |tiled attention - SDPA|", m["tiled_max_diff"], 1e-4, "tiling and the online softmax are exact")
+    grow = (m["fa_lens"][-1] / m["fa_lens"][0])
+    work = {name: v[-1] / v[0] for name, v in m["attention_working_bytes"].items()}
+    c.ge("eager working memory growth / length growth^2", work["eager"] / grow**2, 0.75, "the n x n scores")
+    c.le("tiled working memory growth / length growth", work["tiled (by hand)"] / grow, 1.5, "grows with n")
+    c.le("SDPA working memory growth / length growth", work["SDPA"] / grow, 1.5, "grows with n")
 
 
 def lesson_12(m, c: Claims):
