@@ -33,7 +33,8 @@ def check(name: str, answer, **context) -> bool | None:
         print(f"{name}: not tried yet (replace None with your answer)")
         return None
     ok, hint = CHECKERS[name](answer, **context)
-    print(f"{name}: {'✅ correct' if ok else '❌ not yet'}" + ("" if ok else f" — {hint}"))
+    print(f"{name}: {'✅ correct' if ok else '❌ not yet'}" + ("" if ok else f" — {hint} (still stuck? the "
+                                                                          "commented exercises.solution line below)"))
     return ok
 
 
@@ -256,3 +257,87 @@ def _dense_bytes(answer, rows, columns, bytes_per_weight):
 @exercise("16.neuron_weights")
 def _neuron_weights(answer, hidden):
     return answer == 3 * hidden, "one row of gate_proj and of up_proj, one column of down_proj: hidden size each"
+
+
+# --- worked solutions ----------------------------------------------------------------------------
+# Each computes the answer from the same context the checker gets; ``solution`` prints it with the checker's
+# reasoning. A learner who is stuck calls it with the arguments of ``check`` (without the answer).
+def _top_p_count(probs, p):
+    total, kept = 0.0, 0
+    for q in sorted(probs, reverse=True):
+        if total >= p:
+            break
+        total, kept = total + q, kept + 1
+    return kept
+
+
+def _group_adv(rewards, index):
+    mean = sum(rewards) / len(rewards)
+    std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / (len(rewards) - 1))
+    return (rewards[index] - mean) / (std + 1e-4)
+
+
+def _agreeing_prefix_plus_one(guesses, choices):
+    n = 0
+    while n < len(guesses) and guesses[n] == choices[n]:
+        n += 1
+    return n + 1
+
+
+def _attention_weights(config):
+    head_dim = config.hidden_size // config.num_attention_heads
+    return config.num_hidden_layers * (2 * config.hidden_size * config.num_attention_heads * head_dim
+                                       + 2 * config.hidden_size * config.num_key_value_heads * head_dim)
+
+
+SOLVERS: dict[str, Callable] = {
+    "00.fast_track_ready": lambda syllabus: sum(syllabus.lessons[n].status == "ready"
+                                                for n in syllabus.paths["fast-track"]),
+    "00.test_rows_add": lambda rows: sum(r["task"] == "add" for r in rows),
+    "01.attention_params": _attention_weights,
+    "01.ppl_from_loss": lambda loss: math.exp(loss),
+    "02.masked_fraction": lambda labels: sum(1 for t in labels if t == -100) / len(labels),
+    "03.lora_params": lambda d_in, d_out, r: r * (d_in + d_out),
+    "03.nf4_bytes": lambda n_weights, block_size=64: n_weights / 2 + 4 * n_weights / block_size,
+    "04.jaccard": lambda a, b: len(set(a) & set(b)) / len(set(a) | set(b)),
+    "04.lsh_candidate": lambda s, bands, rows: 1 - (1 - s ** rows) ** bands,
+    "05.t_squared": lambda T: T ** 2,
+    "05.softmax_temperature": lambda logits, T: math.exp(logits[0] / T) / sum(math.exp(z / T) for z in logits),
+    "05.kept_share": lambda teacher, student: student / teacher,
+    "06.bt_probability": lambda margin: 1 / (1 + math.exp(-margin)),
+    "06.best_of_n_ceiling": lambda p, n: 1 - (1 - p) ** n,
+    "07.implicit_reward": lambda beta, policy_logp, reference_logp: beta * (policy_logp - reference_logp),
+    "07.dpo_loss": lambda reward_chosen, reward_rejected: math.log1p(math.exp(-(reward_chosen - reward_rejected))),
+    "08.clipped_objective": lambda ratio, advantage, clip: min(ratio * advantage,
+                                                               max(min(ratio, 1 + clip), 1 - clip) * advantage),
+    "08.last_token_advantage": lambda reward, value: reward - value,
+    "09.group_advantage": _group_adv,
+    "09.useless_group": lambda group_size: 0.0,
+    "10.ci_half_width": lambda correct, n: 1.96 * math.sqrt(correct / n * (1 - correct / n) / n),
+    "10.win_rate": lambda wins, ties, losses: (wins + ties / 2) / (wins + ties + losses),
+    "10.flip_rate": lambda pairs, consistent: (pairs - consistent) / pairs,
+    "11.kv_cache_bytes": lambda layers, kv_heads, head_dim, tokens, bytes_per_value:
+        layers * 2 * kv_heads * head_dim * tokens * bytes_per_value,
+    "11.top_p_kept": _top_p_count,
+    "12.bits_per_weight": lambda code_bits, block, scale_bits: code_bits + scale_bits / block,
+    "13.expected_tokens": lambda acceptance, k: sum(acceptance ** i for i in range(k + 1)),
+    "13.step_tokens": _agreeing_prefix_plus_one,
+    "14.kv_blocks": lambda prompt_tokens, new_tokens, block_size: math.ceil((prompt_tokens + new_tokens) / block_size),
+    "14.littles_law": lambda in_flight, latency_s: in_flight / latency_s,
+    "15.zero2_gb": lambda parameters, gpus: (2 * parameters + 14 * parameters / gpus) / 1e9,
+    "15.global_batch": lambda gpus, per_gpu: gpus * per_gpu,
+    "16.dense_bytes": lambda rows, columns, bytes_per_weight: rows * columns * bytes_per_weight,
+    "16.neuron_weights": lambda hidden: 3 * hidden,
+}
+
+
+def solution(name: str, **context):
+    """Show the worked solution of exercise ``name`` for the same arguments ``check`` takes (without the answer):
+    the reasoning, the value, and that the checker accepts it; returns the answer. Introduced in 00_welcome.ipynb."""
+    if name not in SOLVERS:
+        raise KeyError(f"no solution for {name!r}; known: {sorted(SOLVERS)}")
+    answer = SOLVERS[name](**context)
+    ok, why = CHECKERS[name](answer, **context)
+    shown = ", ".join(f"{k}={v!r:.60}" for k, v in context.items())
+    print(f"{name} ({shown}):\n  how: {why}\n  answer: {answer!r}" + ("" if ok else "  (the checker disagrees: a bug)"))
+    return answer

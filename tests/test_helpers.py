@@ -234,3 +234,35 @@ def test_resolve_model_local_downloads_a_hub_id_once_and_keeps_folders(tmp_path,
     assert recipes.resolve_model("Qwen/Qwen2.5-1.5B-Instruct", local=True) == str(tmp_path)
     assert got == ["Qwen/Qwen2.5-1.5B-Instruct"]
     assert recipes.resolve_model(str(tmp_path), local=True) == str(tmp_path) and len(got) == 1
+
+
+def test_every_notebook_exercise_has_a_worked_solution_its_checker_accepts(capsys):
+    import ast
+    import re
+
+    from transformers import LlamaConfig
+
+    from course import syllabus
+    from helpers import data
+    from helpers.paths import NOTEBOOKS_DIR
+
+    assert set(exercises.SOLVERS) == set(exercises.CHECKERS)
+    # the arguments notebooks pass from their own run, made here
+    made = {"syllabus": syllabus.load(), "splits['test']": data.load_split("sft", "test"), "losses[-1]": 1.7,
+            "labels": [-100, -100, -100, 7, 9], "config": LlamaConfig(hidden_size=64, num_attention_heads=4,
+                                                                      num_key_value_heads=2, num_hidden_layers=2)}
+    seen = set()
+    for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
+        text = "".join("".join(c["source"]) + "\n" for c in json.loads(path.read_text())["cells"])
+        calls = re.findall(r'exercises\.check\("([^"]+)", answer_\d+, (.*)\)', text)
+        hints = re.findall(r'# stuck\? exercises\.solution\("([^"]+)", (.*)\)', text)
+        assert [name for name, _ in calls] == [name for name, _ in hints], path.name  # each check has its line
+        for name, arguments in calls:
+            call = ast.parse(f"f({arguments})").body[0].value
+            context = {kw.arg: (ast.literal_eval(kw.value) if ast.unparse(kw.value) not in made
+                                else made[ast.unparse(kw.value)]) for kw in call.keywords}
+            answer = exercises.solution(name, **context)
+            assert exercises.check(name, answer, **context) is True, (path.name, name)
+            assert f"{name} (" in capsys.readouterr().out
+            seen.add(name)
+    assert seen == set(exercises.CHECKERS)  # no checker without a notebook exercise
