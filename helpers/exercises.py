@@ -341,3 +341,137 @@ def solution(name: str, **context):
     shown = ", ".join(f"{k}={v!r:.60}" for k, v in context.items())
     print(f"{name} ({shown}):\n  how: {why}\n  answer: {answer!r}" + ("" if ok else "  (the checker disagrees: a bug)"))
     return answer
+
+
+# --- coding exercises ------------------------------------------------------------------------------
+# A learner implements the piece a lesson is about in a stub; ``check_code`` runs it on random inputs against the
+# library (or the lesson's reference) and says where it differs. A stub still returning None is "not tried yet".
+CODE_CHECKERS: dict[str, Callable] = {}
+
+
+def code_exercise(name: str):
+    """Register a coding-exercise checker: ``fn(candidate) -> (ok, message)``; it may raise NotTried."""
+
+    def register(fn):
+        CODE_CHECKERS[name] = fn
+        return fn
+
+    return register
+
+
+class NotTried(Exception):
+    """The stub still returns None."""
+
+
+def _called(fn, *args, **kwargs):
+    out = fn(*args, **kwargs)
+    if out is None:
+        raise NotTried
+    return out
+
+
+def check_code(name: str, candidate: Callable) -> bool | None:
+    """Run a learner's implementation of exercise ``name`` against the library on random inputs; print ✅ or ❌
+    with where it differs. None while the stub returns None. Introduced in 01_tokenizer_and_pretraining.ipynb."""
+    if name not in CODE_CHECKERS:
+        raise KeyError(f"no coding exercise {name!r}; known: {sorted(CODE_CHECKERS)}")
+    try:
+        ok, message = CODE_CHECKERS[name](candidate)
+    except NotTried:
+        print(f"{name}: not tried yet (write the function's body)")
+        return None
+    except Exception as err:  # noqa: BLE001 - a learner's bug is reported, not raised
+        ok, message = False, f"it raised {type(err).__name__}: {err}"
+    print(f"{name}: {'✅ matches the library' if ok else '❌ not yet'}" + ("" if ok else f" — {message}"))
+    return ok
+
+
+def _compare(mine, theirs, what: str, atol: float = 1e-5) -> tuple[bool, str]:
+    import torch
+
+    mine = torch.as_tensor(mine, dtype=torch.float64)
+    theirs = torch.as_tensor(theirs, dtype=torch.float64)
+    if mine.shape != theirs.shape:
+        return False, f"{what}: shape {tuple(mine.shape)}, expected {tuple(theirs.shape)}"
+    diff = (mine - theirs).abs().max().item()
+    return diff <= atol, f"{what}: max difference {diff:.3g} (tolerance {atol:g})"
+
+
+@code_exercise("01.next_token_loss")
+def _next_token_loss(candidate):
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    logits, ids = torch.randn(3, 7, 11, generator=g), torch.randint(0, 11, (3, 7), generator=g)
+    expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), ids[:, 1:].reshape(-1))
+    return _compare(_called(candidate, logits, ids), expected, "loss of logits (3, 7, 11) on ids (3, 7)")
+
+
+@code_exercise("03.lora_forward")
+def _lora_forward(candidate):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    g = torch.Generator().manual_seed(3)
+    base = torch.nn.Sequential(torch.nn.Linear(12, 10, bias=False))
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["0"], lora_dropout=0.0))
+    layer = model.base_model.model[0]
+    with torch.no_grad():
+        layer.lora_B["default"].weight.normal_(generator=g)  # PEFT starts B at 0: move it so the adapter counts
+    x = torch.randn(5, 12, generator=g)
+    W, A, B = layer.base_layer.weight.detach(), layer.lora_A["default"].weight.detach(), layer.lora_B["default"].weight.detach()
+    mine = _called(candidate, x, W, A, B, 8, 4)
+    return _compare(mine, model(x).detach(), "PEFT's LoRA layer output (r 4, alpha 8)")
+
+
+@code_exercise("07.dpo_loss")
+def _dpo_loss_fn(candidate):
+    import torch
+
+    g = torch.Generator().manual_seed(7)
+    pc, pr, rc, rr = (torch.randn(6, generator=g) * 3 for _ in range(4))
+    expected = -torch.nn.functional.logsigmoid(0.1 * ((pc - rc) - (pr - rr))).mean()
+    return _compare(_called(candidate, pc, pr, rc, rr, 0.1), expected, "mean DPO loss (beta 0.1) of 6 pairs")
+
+
+@code_exercise("08.gae")
+def _gae_fn(candidate):
+    import torch
+
+    g = torch.Generator().manual_seed(8)
+    rewards, values = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g)
+    gamma, lam = 0.9, 0.8
+    expected = torch.zeros_like(rewards)
+    for b in range(4):
+        for t in range(6):
+            expected[b, t] = sum((gamma * lam) ** k * (rewards[b, t + k] + gamma * (values[b, t + k + 1] if t + k + 1 < 6
+                                                                                   else 0.0) - values[b, t + k])
+                                 for k in range(6 - t))
+    return _compare(_called(candidate, rewards, values, gamma, lam), expected, "advantages (gamma 0.9, lambda 0.8)")
+
+
+@code_exercise("11.top_p")
+def _top_p_fn(candidate):
+    import torch
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    g = torch.Generator().manual_seed(11)
+    for p in (0.5, 0.9):
+        logits = torch.randn(50, generator=g) * 2
+        theirs = TopPLogitsWarper(p)(torch.zeros(1, 1, dtype=torch.long), logits[None].clone())[0].isfinite()
+        mine = torch.as_tensor(_called(candidate, logits.clone(), p)).isfinite()
+        if not torch.equal(mine, theirs):
+            return False, f"p = {p}: you keep {int(mine.sum())} tokens, transformers keeps {int(theirs.sum())}"
+    return True, ""
+
+
+@code_exercise("13.speculative_sample")
+def _speculative_fn(candidate):
+    import torch
+
+    g = torch.Generator().manual_seed(13)
+    p, q = torch.rand(6, generator=g).softmax(-1) ** 2, torch.rand(6, generator=g).softmax(-1)
+    p, q = p / p.sum(), q / q.sum()
+    draws = torch.as_tensor(_called(candidate, p, q, 100_000))
+    share = torch.bincount(draws, minlength=6).double() / len(draws)
+    return _compare(share, p, "share of each token over 100,000 draws against the target's p", atol=0.01)

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 
 import pytest
 
@@ -266,3 +267,58 @@ def test_every_notebook_exercise_has_a_worked_solution_its_checker_accepts(capsy
             assert f"{name} (" in capsys.readouterr().out
             seen.add(name)
     assert seen == set(exercises.CHECKERS)  # no checker without a notebook exercise
+
+
+def test_coding_exercises_accept_a_right_implementation_and_reject_wrong_ones(capsys):
+    import torch
+    import torch.nn.functional as F
+
+    def loss(logits, ids):
+        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+
+    def lora(x, W, A, B, alpha, r):
+        return x @ W.T + (alpha / r) * (x @ A.T @ B.T)
+
+    def dpo(pc, pr, rc, rr, beta):
+        return -F.logsigmoid(beta * ((pc - rc) - (pr - rr))).mean()
+
+    def gae(rewards, values, gamma, lam):
+        adv, running, nxt = torch.zeros_like(rewards), 0.0, 0.0
+        for t in reversed(range(rewards.shape[1])):
+            running = rewards[:, t] + gamma * nxt - values[:, t] + gamma * lam * running
+            adv[:, t], nxt = running, values[:, t]
+        return adv
+
+    def top_p(logits, p):
+        probs, order = logits.softmax(-1).sort(descending=True)
+        drop = probs.cumsum(-1) - probs >= p
+        return logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
+
+    def speculative(p, q, n, residual=True):
+        x = torch.multinomial(q, n, replacement=True)
+        keep = torch.rand(n) < (p[x] / q[x]).clamp(max=1)
+        r = (p - q).clamp(min=0) if residual else p
+        return torch.where(keep, x, torch.multinomial(r / r.sum(), n, replacement=True))
+
+    right = {"01.next_token_loss": loss, "03.lora_forward": lora, "07.dpo_loss": dpo, "08.gae": gae,
+             "11.top_p": top_p, "13.speculative_sample": speculative}
+    wrong = {"01.next_token_loss": lambda logits, ids: F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                                         ids.reshape(-1)),  # no shift
+             "03.lora_forward": lambda x, W, A, B, alpha, r: x @ W.T + x @ A.T @ B.T,  # no alpha / r
+             "07.dpo_loss": lambda pc, pr, rc, rr, beta: -F.logsigmoid(beta * (pc - pr)).mean(),  # no reference
+             "08.gae": lambda rewards, values, gamma, lam: gae(rewards, values, gamma, 1.0),
+             "11.top_p": lambda logits, p: top_p(logits, p + 0.05),
+             "13.speculative_sample": lambda p, q, n: speculative(p, q, n, residual=False)}  # resample from p: biased
+    assert set(right) == set(exercises.CODE_CHECKERS)
+    torch.manual_seed(0)
+    for name in right:
+        assert exercises.check_code(name, right[name]) is True, name
+        assert exercises.check_code(name, wrong[name]) is False, name
+        assert exercises.check_code(name, lambda *a, **k: None) is None, name
+    assert exercises.check_code("07.dpo_loss", lambda *a: 1 / 0) is False  # a bug is reported, not raised
+    assert "ZeroDivisionError" in capsys.readouterr().out
+    from helpers.paths import NOTEBOOKS_DIR
+
+    used = {name for path in NOTEBOOKS_DIR.glob("*.ipynb")
+            for name in re.findall(r'exercises\.check_code\(\\"([^\\"]+)\\"', path.read_text())}
+    assert used == set(exercises.CODE_CHECKERS)  # each coding exercise is in its lesson
