@@ -475,3 +475,135 @@ def _speculative_fn(candidate):
     draws = torch.as_tensor(_called(candidate, p, q, 100_000))
     share = torch.bincount(draws, minlength=6).double() / len(draws)
     return _compare(share, p, "share of each token over 100,000 draws against the target's p", atol=0.01)
+
+
+@code_exercise("02.assistant_labels")
+def _assistant_labels(candidate):
+    import torch
+
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(5, 100, (3, 12), generator=g)
+    mask = torch.zeros(3, 12, dtype=torch.long)
+    mask[:, 7:10] = 1  # the assistant's reply
+    mask[1, 4:6] = 1  # a second reply in one conversation
+    expected = ids.masked_fill(mask == 0, -100)
+    mine = torch.as_tensor(_called(candidate, ids.clone(), mask))
+    if not torch.equal(mine, expected):
+        return False, "labels must equal the ids on the assistant's tokens and -100 everywhere else"
+    return True, ""
+
+
+@code_exercise("04.minhash_jaccard")
+def _minhash_jaccard(candidate):
+    import random
+
+    rng = random.Random(4)
+    pool = [f"shingle{i}" for i in range(400)]
+    for shared in (40, 120, 200):
+        a = set(rng.sample(pool, 200))
+        b = set(rng.sample(sorted(a), shared)) | set(rng.sample([s for s in pool if s not in a], 200 - shared))
+        true = len(a & b) / len(a | b)
+        estimate = float(_called(candidate, a, b, 256))
+        if abs(estimate - true) > 0.1:
+            return False, f"true Jaccard {true:.2f}, your estimate with 256 hash functions {estimate:.2f}"
+    return True, ""
+
+
+@code_exercise("05.kd_loss")
+def _kd_loss(candidate):
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(5)
+    student, teacher, T = torch.randn(8, 20, generator=g), torch.randn(8, 20, generator=g) * 2, 2.0
+    expected = F.kl_div(F.log_softmax(student / T, -1), F.log_softmax(teacher / T, -1), log_target=True,
+                        reduction="batchmean") * T * T
+    return _compare(_called(candidate, student, teacher, T), expected, "T^2 x KL(teacher || student), batch mean")
+
+
+@code_exercise("06.bt_loss")
+def _bt_loss(candidate):
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(6)
+    chosen, rejected = torch.randn(10, generator=g) * 3, torch.randn(10, generator=g) * 3
+    return _compare(_called(candidate, chosen, rejected), -F.logsigmoid(chosen - rejected).mean(),
+                    "mean Bradley-Terry loss of 10 pairs")
+
+
+@code_exercise("09.group_advantages")
+def _group_advantages(candidate):
+    import torch
+
+    g = torch.Generator().manual_seed(9)
+    rewards = torch.randint(0, 3, (24,), generator=g).float() / 2  # 6 groups of 4, some without signal
+    groups = rewards.view(-1, 4)
+    expected = ((groups - groups.mean(1, keepdim=True)) / (groups.std(1, keepdim=True) + 1e-4)).view(-1)
+    return _compare(_called(candidate, rewards, 4), expected, "advantages of 6 groups of 4 (TRL's formula)", 1e-4)
+
+
+@code_exercise("10.bootstrap_interval")
+def _bootstrap_interval(candidate):
+    import math
+
+    correct = [1] * 56 + [0] * 24
+    low, high = (float(x) for x in _called(candidate, correct, 2000, 0))
+    p, half = 0.7, 1.96 * math.sqrt(0.7 * 0.3 / 80)
+    ok = abs(low - (p - half)) < 0.03 and abs(high - (p + half)) < 0.03
+    return ok, f"your 95 % interval ({low:.3f}, {high:.3f}); resampling the rows should give about " \
+               f"({p - half:.3f}, {p + half:.3f})"
+
+
+@code_exercise("12.absmax_int8")
+def _absmax_int8(candidate):
+    import torch
+
+    g = torch.Generator().manual_seed(12)
+    W = torch.randn(16, 64, generator=g)
+    W[3, 5] = 9.0  # an outlier: it sets its row's scale, not the others'
+    scale = W.abs().amax(1, keepdim=True) / 127
+    expected = (W / scale).round().clamp(-127, 127) * scale
+    return _compare(_called(candidate, W.clone()), expected, "per-row absmax int8, dequantized", 1e-5)
+
+
+@code_exercise("14.throughput")
+def _throughput(candidate):
+    requests = [(0.0, 1.0, 20), (0.1, 1.5, 30), (0.5, 2.0, 10), (1.9, 2.5, 40)]  # (start s, end s, tokens)
+    got = tuple(float(x) for x in _called(candidate, requests))
+    expected = (4 / 2.5, 100 / 2.5, (1.0 + 1.4 + 1.5 + 0.6) / 4)
+    ok = all(abs(a - b) < 1e-6 for a, b in zip(got, expected)) and len(got) == 3
+    return ok, f"(requests/s, tokens/s, mean latency s) = {got}; the wall time runs from the first start to the " \
+               "last end"
+
+
+@code_exercise("15.all_reduce_mean")
+def _all_reduce_mean(candidate):
+    import torch
+
+    g = torch.Generator().manual_seed(15)
+    grads = [{"w": torch.randn(3, 4, generator=g), "b": torch.randn(4, generator=g)} for _ in range(4)]
+    mine = _called(candidate, [{k: v.clone() for k, v in r.items()} for r in grads])
+    for k in ("w", "b"):
+        ok, message = _compare(mine[k], torch.stack([r[k] for r in grads]).mean(0), f"averaged gradient {k!r}")
+        if not ok:
+            return ok, message
+    return True, ""
+
+
+@code_exercise("16.magnitude_mask")
+def _magnitude_mask(candidate):
+    import torch
+    from torch.nn.utils import prune
+
+    g = torch.Generator().manual_seed(16)
+    layer = torch.nn.Linear(10, 8)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(8, 10, generator=g))
+    mine = torch.as_tensor(_called(candidate, layer.weight.detach().clone(), 0.3)).bool()
+    prune.l1_unstructured(layer, name="weight", amount=0.3)
+    theirs = layer.weight_mask.bool()
+    if not torch.equal(mine, theirs):
+        return False, f"you keep {int(mine.sum())} weights, torch's l1_unstructured keeps {int(theirs.sum())}; " \
+                      f"{int((mine != theirs).sum())} positions differ"
+    return True, ""
