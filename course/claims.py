@@ -380,6 +380,7 @@ def lesson_14(m, c: Claims):
     c.true("nine bad requests at once, each 4xx", len(bad) == 9 and all(400 <= s < 500 for s in bad.values()))
     c.eq("oversized prompt and body", (bad["prompt over context"], bad["4 MB body"]), (400, 413))
     c.true("serves after bad requests", m["served_after_bad"])
+    c.eq("/health after bad requests", m["health_after_bad"], 200)
     c.ge("8 in flight / 1 requests/s", m["concurrency_gain"], 2)
     c.lt("one at a time gain", m["one_at_a_time_gain"], 1.5, "the gain comes from batching, not from overlap")
     tokens = {k: r["tokens"] for k, r in m["batched"].items()}

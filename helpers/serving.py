@@ -277,6 +277,22 @@ class Server:
         self.stop()
         raise TimeoutError(f"no healthy answer from {self.url}/health in {timeout:.0f} s. Log:\n{self.log_tail()}")
 
+    def health(self) -> tuple[int, dict]:
+        """One ``GET /health``: (HTTP status, JSON body), (0, {}) when nothing answers. What a supervisor (a
+        Kubernetes liveness probe, systemd's watchdog) polls, restarting the process on anything but 200:
+        transformers serve answers 503 ``cb_worker_dead`` once its continuous-batching worker has died."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=5) as reply:
+                status, raw = reply.status, reply.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return 0, {}
+        try:
+            return status, json.loads(raw or b"{}")
+        except ValueError:
+            return status, {"text": raw.decode(errors="replace")}
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM the server's whole process group, SIGKILL it after ``timeout`` s; the exit code."""
         if self.process.poll() is None:

@@ -87,7 +87,9 @@ def test_launch_waits_for_health_and_stop_leaves_nothing(tmp_path):
     port = serving.free_port()
     server = serving.launch([sys.executable, "-c", HEALTHY, str(port)], port, tmp_path / "server.log")
     assert server.wait_healthy(timeout=30) < 30 and server.alive()
+    assert server.health() == (200, {})
     assert server.stop() == -15 and not server.alive()
+    assert server.health() == (0, {})  # nothing answers: a supervisor restarts it
     assert "listening" in server.log.read_text()
 
 
