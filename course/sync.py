@@ -85,8 +85,7 @@ def pinned_requires(requirements: Path = REPO_ROOT / "requirements.txt") -> str:
         if not SpecifierSet(f"=={version.strip()}").contains(have, prereleases=True):
             raise SystemExit(f"{requirements}:{number}: pins {name}=={version.strip()}, this environment has {have}: "
                              "run `make venv`")
-        reqs = [r for r in importlib.metadata.requires(name) or [] if not (Requirement(r).marker
-                                                                          and "extra" in str(Requirement(r).marker))]
+        reqs = [r for r in importlib.metadata.requires(name) or [] if "extra" not in str(Requirement(r).marker or "")]
         out[re.sub(r"[-_.]+", "-", name).lower()] = sorted(reqs)
     return json.dumps(dict(sorted(out.items())), indent=1) + "\n"
 

@@ -109,9 +109,12 @@ def check_request(path: str, body, served_name: str, max_model_len: int, prompt_
     except Exception as exc:  # noqa: BLE001 - whatever the template raises, the client hears it, the engine never
         return f"the messages could not be formatted with the model's chat template: {exc}"
     wanted = body.get("max_completion_tokens") or body.get("max_tokens")
-    if wanted is None and length < max_model_len:  # as vLLM: the rest of the context (the body is changed)
-        body["max_tokens"] = wanted = max_model_len - length
-    if length + (wanted or 1) > max_model_len:
+    if wanted is None:
+        if length >= max_model_len:
+            return (f"this model's maximum context length is {max_model_len} tokens; the prompt alone has {length}: "
+                    "shorten it")
+        body["max_tokens"] = max_model_len - length  # as vLLM: the rest of the context (the body is changed)
+    elif length + wanted > max_model_len:
         return (f"this model's maximum context length is {max_model_len} tokens; the prompt has {length} and "
                 f"{wanted} more were asked for: shorten the prompt or lower max_tokens")
     return None

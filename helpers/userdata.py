@@ -68,10 +68,11 @@ def _json_lines(path: Path):
 
 
 
-def _json_array(path: Path):
-    """Yield ``(row, "file: item N")`` for each object of a ``.json`` file holding one array."""
+def _json_array(path: Path, raw: bytes):
+    """Yield ``(row, "file: item N")`` for each object of a ``.json`` file holding one array (``raw``: its bytes,
+    without a byte-order mark)."""
     try:
-        value = json.loads(path.read_bytes().removeprefix(codecs.BOM_UTF8).decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 (byte at offset {err.start}); save the file as UTF-8") from None
     except json.JSONDecodeError as err:
@@ -117,7 +118,8 @@ def rows(source: str | Path):
             yield from _hub_rows(str(source))
             return
         raise DataError(f"{path}: no such file")
-    head = path.read_bytes()[:4]
+    with path.open("rb") as file:
+        head = file.read(4)  # Parquet's magic bytes: not the whole file
     suffix = path.suffix.lower()
     if head == b"PAR1" or suffix == ".parquet":
         import datasets
@@ -127,8 +129,8 @@ def rows(source: str | Path):
         import datasets
 
         yield from _dataset_rows(datasets.Dataset.from_csv(str(path), sep="\t" if suffix == ".tsv" else ","), str(path))
-    elif suffix == ".json" and path.read_bytes().removeprefix(codecs.BOM_UTF8).lstrip()[:1] in (b"[", b""):
-        yield from _json_array(path)
+    elif suffix == ".json" and (raw := path.read_bytes().removeprefix(codecs.BOM_UTF8)).lstrip()[:1] in (b"[", b""):
+        yield from _json_array(path, raw)
     else:
         yield from _json_lines(path)
 
