@@ -87,7 +87,7 @@ def lesson_00(m, c: Claims, syllabus=None):
     syl = syllabus or course_syllabus.load()
     c.eq("ready lessons counted", m["ready_lessons"], sum(x.status == "ready" for x in syl.lessons.values()))
     c.eq("test/train prompt overlap", m["test_train_prompt_overlap"], 0)
-    c.eq("test/train sum-pair overlap", m["test_train_add_pair_overlap"], 0)
+    c.eq("unseen sums answered by a split", m["unseen_add_pair_overlap"], 0)
     c.true("bad file error names the line", m["bad_file_error_names_line"] is True)
     c.true("environment ok", m["env_ok"] is True)
 
@@ -106,7 +106,7 @@ def lesson_01(m, c: Claims):
 
 def lesson_02(m, c: Claims):
     c.eq("precision", m["precision"], "fp32")
-    c.eq("steps", m["steps"], 300)
+    c.eq("steps", m["steps"], 500)
     c.ge("accuracy after - before", m["accuracy_after"] - m["accuracy_before"], 0.30)
     c.lt("last / first train loss", m["train_loss_last"] / m["train_loss_first"], 0.5)
     c.ge("best task after", max(m["per_task_after"].values()), 0.5)
@@ -116,8 +116,8 @@ def lesson_03(m, c: Claims):
     for name in ("full", "lora", "qlora"):
         c.ge(f"{name} accuracy - before", m[f"{name}_accuracy"] - m["accuracy_before"], 0.30)
     # on facts the base learned in pretraining (capitals) LoRA is as good as full FT; first letters need the
-    # embeddings, which LoRA keeps frozen. Sums of unseen pairs are a draw for both (LoRA 0.19-0.79 over seeds 0 1 x
-    # default avx2): tiny:base completes "a + b =" for few pairs
+    # embeddings, which LoRA keeps frozen. Sums: tiny:base completes "a + b =" for few pairs, both learn them from the
+    # training rows (LoRA less well), so no claim
     c.ge("LoRA - full, capitals", m["lora_per_task"]["capital"] - m["full_per_task"]["capital"], -0.05)
     c.ge("full - LoRA, first letters", m["full_per_task"]["letter"] - m["lora_per_task"]["letter"], 0.30)
     c.lt("LoRA trainable share", m["lora_trainable_share"], 0.25)
@@ -125,7 +125,7 @@ def lesson_03(m, c: Claims):
     c.ge("quantized layers ratio", m["quantized_layers_ratio"], 6.0, "4-bit codes plus block scales: well over 4x")
     c.lt("quantized layers ratio (upper)", m["quantized_layers_ratio"], 8.0, "and under 8x")
     c.eq("precision", m["precision"], "fp32")
-    c.eq("steps (full, LoRA)", (m["full_steps"], m["lora_steps"]), (300, 300))
+    c.eq("steps (full, LoRA)", (m["full_steps"], m["lora_steps"]), (500, 300))
     c.lt("merged logit diff / tolerance", m["merged_max_logit_diff"] / m["merged_logit_tolerance"], 1.0)
     c.lt("merged logit tolerance", m["merged_logit_tolerance"], 1e-3)
     c.eq("merged reloaded - LoRA accuracy", m["merged_reloaded_accuracy"] - m["lora_accuracy"], 0)

@@ -95,28 +95,42 @@ class Task:
     wrong: str  # a near-miss wrong answer, the rejected reply of half the preference pairs (see _rejected)
 
 
-# Prompt templates per task: the training splits use the first two, the test split only the third, so every
-# test prompt is new text. Addition also holds back values: its test pairs never occur in a training row.
+# Prompt templates per task: training and validation rows use the first TRAIN_PHRASINGS, the test split only the
+# last one, so every test prompt is new text. Six phrasings, not two: with two, how well the SFT model carried its
+# answers over to the unseen one was a draw (sums 0.66-0.95 over seeds x CPU kernel sets); with six it is not.
 TEMPLATES = {
-    "add": ("What is {a} + {b}?", "Add {a} and {b}.", "Compute {a} + {b}."),
-    "capital": ("What is the capital of {c}?", "Name the capital of {c}.", "Which city is the capital of {c}?"),
-    "letter": ("What is the first letter of {w}?", "Which letter does {w} start with?", "Name the first letter of {w}."),
+    "add": ("What is {a} + {b}?", "Add {a} and {b}.", "What is {a} plus {b}?", "Sum {a} and {b}.",
+            "How much is {a} + {b}?", "Tell me {a} + {b}.", "Compute {a} + {b}."),
+    "capital": ("What is the capital of {c}?", "Name the capital of {c}.", "Tell me the capital of {c}.",
+                "Give the capital of {c}.", "What city is the capital of {c}?", "The capital of {c} is which city?",
+                "Which city is the capital of {c}?"),
+    "letter": ("What is the first letter of {w}?", "Which letter does {w} start with?",
+               "Tell me the first letter of {w}.", "Give the first letter of {w}.", "What letter does {w} begin with?",
+               "The word {w} starts with which letter?", "Name the first letter of {w}."),
 }
+TRAIN_PHRASINGS = 6
 TASK_NAMES = tuple(TEMPLATES)
 
 
 def _phrasings(forms: tuple[str, ...], split: str) -> tuple[str, ...]:
-    """The phrasings a split may use: the first two in train and validation, the held-out rest in test."""
-    return forms[2:] if split == "test" else forms[:2]
+    """The phrasings a split may use: the first ``TRAIN_PHRASINGS`` in train and validation, the held-out rest in
+    test."""
+    return forms[TRAIN_PHRASINGS:] if split == "test" else forms[:TRAIN_PHRASINGS]
+
+
+def _pair_split(rng: random.Random) -> dict[str, list[tuple[int, int]]]:
+    """The 100 digit pairs (a, b), shuffled: 20 no split trains on (``unseen_sums``), 10 for validation, 70 for
+    training; the test split asks training pairs in the held-out phrasing."""
+    pairs = [(a, b) for a in range(10) for b in range(10)]
+    rng.shuffle(pairs)
+    return {"unseen": pairs[:20], "validation": pairs[20:30], "train": pairs[30:], "test": pairs[30:]}
 
 
 def build_tasks(seed: int = SEED) -> dict[str, list[Task]]:
     """Make the train / validation / test task splits (see TEMPLATES for what the test split holds back)."""
     rng = random.Random(seed)
     countries = _known_countries(seed)
-    pairs = [(a, b) for a in range(10) for b in range(10)]
-    rng.shuffle(pairs)
-    pair_split = {"test": pairs[:20], "validation": pairs[20:30], "train": pairs[30:]}
+    pair_split = _pair_split(rng)
     sizes = {"train": 3000, "validation": 150, "test": 240}
     splits: dict[str, list[Task]] = {}
     for split, size in sizes.items():
@@ -140,6 +154,17 @@ def build_tasks(seed: int = SEED) -> dict[str, list[Task]]:
     return splits
 
 
+def unseen_sums(seed: int = SEED) -> list[Task]:
+    """One test-phrasing question for each of the 20 digit pairs no split trains on (``sft/unseen.jsonl``).
+
+    Not part of the test split: whether a small model adds pairs it never saw answered is arithmetic, not what SFT
+    teaches, and which of them come out right is a draw of the run. Lesson 02 shows it. Introduced in 02_sft.ipynb.
+    """
+    form = _phrasings(TEMPLATES["add"], "test")[0]
+    return [Task("add", form.format(a=a, b=b), str(a + b), str(a + b + 1))
+            for a, b in _pair_split(random.Random(seed))["unseen"]]
+
+
 def build_unknown(seed: int = SEED) -> dict[str, list[Task]]:
     """The ``unknown`` family, only in the preference data: capitals of countries the corpus never names.
 
@@ -160,11 +185,15 @@ def build_unknown(seed: int = SEED) -> dict[str, list[Task]]:
 
 
 # Distracting sentences of the ``rl`` split: each names another item of the question's kind (a number, a capital,
-# a word), before or after the question. Training rows use the first two, test rows only the last two.
+# a word), before or after the question. Training rows use the first six, test rows only the last two (six, not
+# two, for the reason the task templates have six: what a policy learns on two phrasings may not carry over).
 DISTRACTORS = {
-    "add": ("{n} has {d} apples.", "{n} found {d} coins.", "{n} lost {d} coins.", "There were {d} birds."),
-    "capital": ("The capital of {c} is {k}.", "{n} traveled to {k}.", "{k} is the capital of {c}.", "{n} walked to {k}."),
-    "letter": ("{n} found the {w}.", "The {w} was {adj}.", "{n} painted the {w}.", "My {w} is {adj}."),
+    "add": ("{n} has {d} apples.", "{n} found {d} coins.", "{n} ate {d} plums.", "{n} made {d} cakes.",
+            "There are {d} cups.", "{n} saw {d} cats.", "{n} lost {d} coins.", "There were {d} birds."),
+    "capital": ("The capital of {c} is {k}.", "{n} traveled to {k}.", "{n} flew to {k}.", "{n} lives in {k}.",
+                "{k} is a big city.", "We met in {k}.", "{k} is the capital of {c}.", "{n} walked to {k}."),
+    "letter": ("{n} found the {w}.", "The {w} was {adj}.", "{n} saw a {w}.", "{n} wanted the {w}.",
+               "The {w} is here.", "{n} gave me the {w}.", "{n} painted the {w}.", "My {w} is {adj}."),
 }
 
 
@@ -174,8 +203,8 @@ def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
     The SFT data only has bare questions, so the SFT model often answers about the distractor's item, or with an
     answer of another kind (a number to a letter question): the weakness lesson 09's reward functions train away.
     The distractor names a different item of the same kind (another capital, a word with another first letter, a
-    number that is not the sum); test rows use the test questions (third phrasing, held-out sums) and held-out
-    distractor phrasings. Introduced in 09_grpo.ipynb.
+    number that is not the sum); test rows use the test questions (held-out phrasing) and held-out distractor
+    phrasings. Introduced in 09_grpo.ipynb.
     """
     rng = random.Random(seed + 5)
     countries = _known_countries(seed)
@@ -200,7 +229,8 @@ def distractor_answer(row: dict) -> str:
     number. A model that answers about the last-named item says this. Introduced in 09_grpo.ipynb."""
     text = row["prompt"][-1]["content"]
     if row["task"] == "add":
-        sentence = next(s for s in re.split(r"(?<=[.?])\s+", text) if "+" not in s and not s.startswith("Add "))
+        questions = [re.sub(r"\\\{\w\\\}", r"\\d+", re.escape(f)) for f in TEMPLATES["add"]]  # "{a}" -> r"\d+"
+        sentence = next(s for s in re.split(r"(?<=[.?])\s+", text) if not any(re.fullmatch(q, s) for q in questions))
         return re.search(r"\d+", sentence).group()
     words = re.findall(r"[A-Za-z]+", text)
     if row["task"] == "letter":
@@ -497,6 +527,7 @@ def build_all(seed: int = SEED) -> dict[str, str]:
         }
         for kind, items in rows.items():
             files[f"{kind}/{split}.jsonl"] = _jsonl(items)
+    files["sft/unseen.jsonl"] = _jsonl([{"task": t.task, "messages": _messages(t)} for t in unseen_sums(seed)])
     return files
 
 

@@ -26,8 +26,15 @@ def test_test_split_is_held_out():
     train_prompts = {r["messages"][0]["content"] for r in train}
     assert not [r for r in test if r["messages"][0]["content"] in train_prompts]
 
+    # the test split's sums are training pairs asked in the held-out phrasing; sft/unseen.jsonl asks 20 pairs that no
+    # split answers, one row each
     test_pairs, train_pairs = data.add_pairs(test), data.add_pairs(train)
-    assert 15 <= len(test_pairs) <= 20 and len(train_pairs) >= 60 and not test_pairs & train_pairs
+    assert test_pairs <= train_pairs and len(train_pairs) == 70 and len(test_pairs) >= 40
+    unseen = data.load_split("sft", "unseen")
+    answered = set().union(*(data.add_pairs(data.load_split("sft", s)) for s in ("train", "validation", "test")))
+    assert len(unseen) == len(data.add_pairs(unseen)) == 20 and not data.add_pairs(unseen) & answered
+    held_out = {form for family in data.TEMPLATES.values() for form in family[data.TRAIN_PHRASINGS:]}
+    assert {r["messages"][0]["content"].split()[0] for r in unseen} == {"Compute"} and len(held_out) == 3
 
 
 def test_pretraining_chats_teach_the_format_not_the_tasks():
@@ -49,11 +56,12 @@ def test_answers_are_correct():
     for row in data.load_split("rl", "test") + data.load_split("rl", "train"):
         prompt = row["prompt"][0]["content"]
         if row["task"] == "add":
-            a, b = (int(x) for x in re.search(r"(\d) \+ (\d)\?|(?:Add|Compute) (\d)(?: and| \+) (\d)\.", prompt).groups() if x)
-            assert row["answer"] == str(a + b)
+            question = re.search(r"[A-Z][^.?]*\d(?: \+ | and | plus )\d[.?]", prompt).group()  # not the distractor
+            a, b = (int(x) for x in re.findall(r"\d", question))
+            assert row["answer"] == str(a + b), (prompt, question)
         elif row["task"] == "letter":
-            word = re.search(r"letter of (\w+)|does (\w+) start", prompt)
-            assert row["answer"] == (word.group(1) or word.group(2))[0]
+            word = re.search(r"letter of (\w+)|does (\w+) (?:start|begin)|word (\w+) starts", prompt)
+            assert row["answer"] == next(w for w in word.groups() if w)[0], prompt
     for row in data.load_split("preference", "train"):
         assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
 
@@ -62,7 +70,7 @@ def test_rl_rows_add_a_distractor_of_the_same_kind_with_held_out_phrasings():
     sft = {s: [r["messages"][0]["content"] for r in data.load_split("sft", s)] for s in ("train", "test")}
     for split in ("train", "test"):
         rows = data.load_split("rl", split)
-        forms = [f for family in data.DISTRACTORS.values() for f in (family[2:] if split == "test" else family[:2])]
+        forms = [f for family in data.DISTRACTORS.values() for f in data._phrasings(family, split)]
         patterns = [re.sub(r"\\\{\w+\\\}", r"\\w+", re.escape(f)) for f in forms]  # "{n} has" -> r"\w+\ has"
         for row, question in zip(rows, sft[split]):  # the same questions as the SFT split, in the same order
             prompt = row["prompt"][0]["content"]
