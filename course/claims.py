@@ -164,12 +164,12 @@ def lesson_05(m, c: Claims):
     c.gt("top-k mass", m["top_k_mass"], 0)
     c.lt("top-k mass (upper)", m["top_k_mass"], 1)
     c.lt("student accuracy before", m["before_accuracy"], 0.1, "the student starts unable to answer")
-    c.ge("distilled - hard labels", r["distilled"]["accuracy"] - r["hard labels"]["accuracy"], 0.2,
+    # over seeds 0 1 x default avx2 the hard-label student reached 0.64-0.87 (a lottery), the distilled one 0.88-0.95:
+    # distillation wins on every cell, by 0.04-0.31, and keeps 0.91-0.97 of the teacher
+    c.ge("distilled - hard labels", r["distilled"]["accuracy"] - r["hard labels"]["accuracy"], 0.02,
          "soft targets at every position beat the answers alone on the same budget")
-    # over seeds 0 1 x default avx2 the students kept 0.67-0.97 of the teacher (the teacher's sums and the draft-sized
-    # student are both draws); the claim is "most of it"
-    c.ge("distilled: share of teacher kept", r["distilled"]["kept"], 0.6)
-    c.ge("on-policy: share of teacher kept", r["on-policy"]["kept"], 0.6)
+    c.ge("distilled: share of teacher kept", r["distilled"]["kept"], 0.85)
+    c.ge("on-policy: share of teacher kept", r["on-policy"]["kept"], 0.85)
     c.le("distilled / teacher parameters", r["distilled"]["parameters"] / r["teacher"]["parameters"], 0.4)
     students = _mean(r[name]["tokens_per_s"] for name in ("hard labels", "distilled", "on-policy"))
     c.ge("students / teacher tokens/s", students / r["teacher"]["tokens_per_s"], 1.2, "a smaller model decodes faster")
@@ -208,9 +208,9 @@ def lesson_07(m, c: Claims):
     known = ("add", "capital", "letter")
     c.ge("DPO - SFT, known tasks", _mean(m["dpo_per_task"][t] for t in known)
          - _mean(m["sft_per_task"][t] for t in known), -0.05, "DPO must keep the tasks")
-    # ORPO's hallucination after the same budget was 0.03-1.0 over seeds 0 1 x default avx2 (a draw); what held on
-    # every cell: it learns the preferences somewhat, and costs the known tasks more than DPO (by 0.09-0.24)
-    c.gt("ORPO - SFT preference accuracy", m["orpo_preference_accuracy"] - m["sft_preference_accuracy"], 0)
+    # ORPO's hallucination after the same budget was 0.0-1.0 over seeds 0 1 x default avx2 (a draw), and where it
+    # does not learn to decline its preference accuracy stays at SFT's (-0.01); what held on every cell: it costs the
+    # known tasks more than DPO (by 0.08-0.40)
     c.ge("DPO - ORPO, known tasks", _mean(m["dpo_per_task"][t] for t in known)
          - _mean(m["orpo_per_task"][t] for t in known), 0.05, "without a reference ORPO costs the tasks more")
     c.true("ORPO measured on every task", set(m["orpo_per_task"]) == set(m["dpo_per_task"]) and m["orpo_seconds"] > 0)
@@ -223,20 +223,22 @@ def lesson_07(m, c: Claims):
 def lesson_08(m, c: Claims):
     c.eq("precision", m["precision"], "fp32")
     c.eq("steps, KL coefficient", (m["ppo_steps"], m["kl_coef"]), (40, 1.0))
-    c.lt("PPO pieces by hand", max(m["gae_max_diff"], m["clip_loss_diff"], m["kl_sum_diff"]), 1e-5)
+    c.lt("PPO pieces by hand", max(m["gae_max_diff"], m["clip_loss_diff"], m["kl_sum_diff"]), 1e-4,
+         "float32 sums in another order: up to 1e-5 over seeds 0 1 x default avx2")
     ppo, free, last = m["ppo_evals"], m["free_evals"], str(m["ppo_steps"])
     c.true("both runs start from the SFT policy", ppo["0"] == free["0"] and ppo["0"]["kl"] == 0.0)
     c.ge("PPO reward gain", ppo[last]["reward"] - ppo["0"]["reward"], 0.25,
          "with the KL penalty the held-out reward must rise")
     c.gt("penalised KL", ppo[last]["kl"], 0)
-    c.lt("penalised KL (upper)", ppo[last]["kl"], 0.5)
-    c.ge("free KL / penalised KL", free[last]["kl"] / ppo[last]["kl"], 3, "no penalty: several times the KL")
+    # rollouts at temperature 2.0, over seeds 0 1 x default avx2: reward gain 0.81-1.51, penalised KL 0.26-0.51, free KL
+    # 2.4-6.2x it, free - SFT accuracy -0.28 to -0.09, greedy replies changed free - penalised 5-11, RLOO gain 0.33-1.0
+    c.lt("penalised KL (upper)", ppo[last]["kl"], 1.0)
+    c.ge("free KL / penalised KL", free[last]["kl"] / ppo[last]["kl"], 2, "no penalty: several times the KL")
     trained = ("capital", "letter")
     sft, kept, hacked = (_mean(m[f"{k}_per_task"][t] for t in trained) for k in ("sft", "ppo", "free"))
     c.ge("PPO - SFT accuracy", kept - sft, -0.05, "the penalised run keeps its answers")
-    c.le("free - SFT accuracy", hacked - sft, -0.10, "the free run loses them")
-    c.ge("greedy replies changed: free - 2 x penalised",
-         m["greedy_changed"]["β = 0"] - 2 * m["greedy_changed"]["β = 1.0"], 5)
+    c.le("free - SFT accuracy", hacked - sft, -0.05, "the free run loses them")
+    c.ge("greedy replies changed: free - penalised", m["greedy_changed"]["β = 0"] - m["greedy_changed"]["β = 1.0"], 4)
     c.ge("RLOO reward gain", m["rloo_eval"]["reward"] - ppo["0"]["reward"], 0.25, "RLOO ran and learned")
     c.gt("RLOO seconds", m["rloo_seconds"], 0)
 
@@ -250,14 +252,19 @@ def lesson_09(m, c: Claims):
     target, before, after = m["target_task"], m["heldout_before"], m["heldout_after"]
     c.ge("clean - distracted accuracy before", m["clean_before"][target] - before[target], 0.3,
          "the premise: a distractor makes the SFT model weak")
-    # matrix (seeds 0 1 x default avx2): the target family alone gains -0.01 to +0.24 and the share of wrong-kind
-    # answers before training is 0.02 to 0.51, both draws of the SFT model; the trained families together gain
-    # +0.04 to +0.19, and wrong-kind answers go on every cell
-    trained = m["train_tasks"]
-    c.ge("held-out gain, trained families", _mean(after[t] - before[t] for t in trained), 0.03)
-    c.le("wrong-kind share after", m["mistakes_after"][target]["wrong_kind"], 0.1)
-    c.ge("held-out reward gain", m["reward_after"] - m["reward_before"], 0.2)
+    # matrix (seeds 0 1 x default avx2, T = 2.0): held-out reward +0.27 to +0.45, pass@1 +0.15 to +0.26, pass@8 -0.01 to
+    # +0.14 (pass@1 gains 0.12-0.20 more), training reward +0.17 to +0.24; greedy accuracy on the trained families
+    # -0.04 to +0.08 (on the same questions in the training phrasings +0.03 to +0.10): GRPO sharpens the sampled
+    # distribution, the mode moves little
+    s0, s1 = m["sampled_before"], m["sampled_after"]
+    c.ge("held-out reward gain", m["reward_after"] - m["reward_before"], 0.15)
+    c.ge("held-out pass@1 gain", s1["pass@1"] - s0["pass@1"], 0.08)
+    c.ge("pass@1 gain - pass@8 gain", (s1["pass@1"] - s0["pass@1"]) - (s1["pass@8"] - s0["pass@8"]), 0.05,
+         "sharpening: probability moves onto answers the model could already sample")
     c.ge("training reward gain", m["train_reward_last"] - m["train_reward_first"], 0.1)
+    trained = m["train_tasks"]
+    c.ge("greedy held-out, trained families: after - before", _mean(after[t] - before[t] for t in trained), -0.1)
+    c.le("wrong-kind share after", m["mistakes_after"][target]["wrong_kind"], 0.1)
     for task in m["train_tasks"]:
         c.ge(f"bare {task} questions: after - before", m["clean_after"][task] - m["clean_before"][task], -0.15,
              "at most a small loss (-0.11 on one matrix cell)")
@@ -274,8 +281,8 @@ def lesson_10(m, c: Claims):
     for task in ("add", "capital", "letter"):
         low, high = m["differences"][f"aligned-SFT:{task}"][1:3]
         c.true(f"aligned - SFT on {task}: interval holds 0", low <= 0 <= high)
-    row, clustered = m["row_intervals"]["SFT"]["add"], m["intervals"]["SFT"]["add"]
-    c.gt("clustered / row interval width", (clustered[2] - clustered[1]) / (row[2] - row[1]), 1.5)
+    row, clustered = m["row_intervals"]["SFT"]["all"], m["intervals"]["SFT"]["all"]
+    c.gt("clustered / row interval width (all)", (clustered[2] - clustered[1]) / (row[2] - row[1]), 1.3)
     for name in ("base", "SFT", "aligned"):
         c.eq(f"lm-eval - course exact match ({name})", m["harness"][name]["generate EM"] - m["exact_match"][name], 0)
         c.eq(f"lm-eval same verdicts ({name})", m["harness_same_rows"][name], n)
@@ -287,10 +294,11 @@ def lesson_10(m, c: Claims):
     # the generative judge (a base model never taught to judge) follows the position on some machines (flip rate
     # ~1) and keeps most verdicts on others (~0.1, matrix default kernels): how biased it is is a draw, so the claim
     # is what survives the swap, against the reward model that has no position to be biased by
-    c.le("judge: verdicts right in both orders", m["judge_consistent_right"], 0.8, "an untrained judge is poor")
-    c.ge("reward model - judge right in both orders", m["rm_judge_agreement"] - m["judge_consistent_right"], 0.05)
-    c.ge("reward-model judge agreement", m["rm_judge_agreement"], 0.75)
-    c.ge("SFT: template - plain EM", m["exact_match"]["SFT"] - m["plain_exact_match"]["SFT"], 0.2)
+    # over seeds 0 1 x default avx2 the judge was right in both orders on 0.0 (avx2) to 0.79 (default) of the pairs,
+    # the reward model on 0.75-0.91: neither beats the other on every cell, so no claim compares them
+    c.ge("reward-model judge agreement", m["rm_judge_agreement"], 0.7)
+    c.ge("SFT: template - plain EM", m["exact_match"]["SFT"] - m["plain_exact_match"]["SFT"], 0.1,
+         "0.14-0.24 over seeds 0 1 x default avx2")
     c.ge("SFT: template - lm-eval default EM", m["exact_match"]["SFT"] - m["harness_no_template_exact_match"], 0.3)
     c.lt("SFT answer perplexity (worst task)", max(m["perplexity"]["SFT"][t] for t in ("add", "capital", "letter")), 3)
     c.gt("SFT / base corpus perplexity", m["perplexity"]["SFT"]["corpus"] / m["perplexity"]["base"]["corpus"], 10)
@@ -405,7 +413,7 @@ def lesson_15(m, c: Claims):
 
 def lesson_16(m, c: Claims):
     base, sizes = m["baseline"], m["sizes"]
-    dense, sparse, small = sizes["dense"], sizes["unstructured 50 %"], sizes["structured, 25% of neurons"]
+    dense, sparse, small = sizes["dense"], sizes["unstructured 50 %"], sizes[f"structured, {m['keep']:.0%} of neurons"]
     c.eq("precision", m["precision"], "fp32")
     c.eq("zero share at 50 %", m["zero_share_50"], 0.5)
     c.true("unstructured: same parameters and bytes", sparse["parameters"] == dense["parameters"]
