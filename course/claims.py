@@ -188,11 +188,12 @@ def lesson_06(m, c: Claims):
     c.ge("pairwise accuracy, unknown", m["pairwise_per_task_after"]["unknown"], 0.9,
          "declining must beat an invented capital")
     c.ge("on-policy pairs", m["on_policy_pairs"], 100)
-    # best-of-n follows its judge: where the reward model ranks pairs well it must beat one sample
+    # best-of-n follows its judge: where the reward model ranks pairs well it must beat one sample (at T = 2.0, over
+    # seeds 0 1 x default avx2, by 0.27-0.36; at 1.5 the six-phrasing SFT model's samples left it -0.01 to +0.10)
     judged = ("capital", "letter")
     c.ge("pairwise accuracy, capital and letter", min(m["pairwise_per_task_after"][t] for t in judged), 0.9)
     one = _mean(m["sample_accuracy"][t] for t in judged)
-    c.ge(f"best-of-{m['best_of_n']} - one sample", _mean(m["best_of_n_accuracy"][t] for t in judged) - one, 0.04)
+    c.ge(f"best-of-{m['best_of_n']} - one sample", _mean(m["best_of_n_accuracy"][t] for t in judged) - one, 0.15)
     c.ge("SFT hallucination (n=1)", m["hallucination_rate"]["n=1"], 0.9, "the SFT model never declines")
 
 
