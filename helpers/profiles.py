@@ -31,6 +31,7 @@ class Profile:
     rm_steps: int  # reward-model training steps (lesson 06)
     rm_lr: float
     best_of_n: int  # samples per prompt for best-of-n (lesson 06)
+    rl_temperature: float  # sampling temperature of best-of-n, PPO rollouts and GRPO groups (lessons 06, 08, 09)
     dpo_steps: int  # preference-tuning steps of DPO and of its variant (lesson 07)
     dpo_lr: float  # LoRA learning rate for DPO and its variant
     dpo_beta: float  # DPO's β: how far the policy may move from the reference
@@ -82,6 +83,8 @@ PROFILES = {
         rm_steps=300,  # held-out pairwise accuracy 90 % (seeds 0, 1); 400 steps did not do better
         rm_lr=5e-4,  # at 1e-3: 87-93 %, and best-of-n gained 4-9 points where it gains 7-11 here
         best_of_n=8,
+        # at 1.5 the SFT model's samples are ~0.9 right (little for best-of-n, PPO or GRPO to gain); at 2.0 ~0.6
+        rl_temperature=2.0,
         dpo_steps=100,  # hallucination 100 -> 10 / 3 % (seeds 0, 1), task accuracy unchanged; ~22 s
         dpo_lr=2e-3,
         dpo_beta=0.1,
@@ -119,6 +122,7 @@ PROFILES = {
         rm_steps=200,
         rm_lr=1e-5,
         best_of_n=8,
+        rl_temperature=1.0,  # a 150k-token vocabulary sampled at 2.0 with top_k=0 is mostly noise
         dpo_steps=200,
         dpo_lr=5e-5,
         dpo_beta=0.1,
