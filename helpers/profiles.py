@@ -48,7 +48,6 @@ class Profile:
     on_policy_steps: int  # the last steps of lesson 05's third student, on-policy with TRL's GKDTrainer
     inference_model: str  # the model the inference lessons (11-14) decode, quantize and serve
     draft_model: str  # a small model with the inference model's tokenizer, speculative decoding's draft (lesson 13)
-    minutes_hint: str  # shown in notebooks' time line
 
     def with_overrides(self, **overrides) -> Profile:
         """A copy with the non-None overrides applied (the notebooks' parameters)."""
@@ -101,7 +100,6 @@ PROFILES = {
         on_policy_steps=50,
         inference_model="tiny:large",  # ~8M: large enough that a decode step costs more than Python's overhead
         draft_model="tiny:draft",  # 0.15M, 52x smaller
-        minutes_hint="CPU (2 cores)",
     ),
     "t4": Profile(
         name="t4",
@@ -139,7 +137,6 @@ PROFILES = {
         on_policy_steps=50,
         inference_model="Qwen/Qwen2.5-1.5B-Instruct",
         draft_model="Qwen/Qwen2.5-0.5B-Instruct",
-        minutes_hint="T4 GPU",
     ),
 }
 
