@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -52,9 +53,10 @@ def prepare(profile: str, lessons: list[Lesson] = (), seed: int = 0) -> dict:
     running in parallel would otherwise each build the same model at the same time.
     """
     from helpers import cache
+    from helpers.profiles import resolve_profile
 
     cache.use_seed(seed)  # the notebooks' kernels inherit it
-    if profile != "tiny":
+    if resolve_profile(profile) != "tiny":  # "auto" on a CPU is tiny: build here, not in each kernel at once
         return {}
     from helpers import recipes
 
@@ -80,9 +82,28 @@ def execute_lesson(lesson: Lesson, run_dir: Path, parameters: dict, threads: int
     """
     import papermill
 
-    os.environ["COURSE_OUTPUT_DIR"] = str(Path(run_dir).resolve())
-    if threads:
-        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    variables = {"COURSE_OUTPUT_DIR": str(Path(run_dir).resolve())}
+    variables |= {name: str(threads) for name in THREAD_VARIABLES} if threads else {}
+    with _environ(variables):  # the kernel inherits them; the caller's environment is left as it was
+        return _execute(papermill, lesson, run_dir, parameters)
+
+
+@contextmanager
+def _environ(variables: dict[str, str]):
+    """Set ``variables`` in ``os.environ`` for the block, then restore what was there (or remove them)."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _execute(papermill, lesson: Lesson, run_dir: Path, parameters: dict) -> dict:
     record = {"number": lesson.number, "stem": lesson.stem, "title": lesson.title, "status": "ok",
               "seconds": 0.0, "error": None}
     # The kernel talks to the runner over Unix sockets: no TCP port is opened, and ipykernel does not warn about

@@ -132,6 +132,24 @@ def test_prepare_builds_the_shared_models_and_those_the_lessons_name(monkeypatch
     assert built[-1] == (recipes.SHARED, 3), "the lessons' SEED builds the shared models (and the kernels inherit it)"
     runner.prepare("t4", [lessons["11"]])
     assert len(built) == 2, "the t4 profile loads Hub models: nothing to build"
+    runner.prepare("auto", [lessons["02"]])  # no CUDA here: auto is tiny, built once before the kernels start
+    assert len(built) == 3
+
+
+def test_executing_a_lesson_leaves_the_callers_environment_as_it_was(monkeypatch, tmp_path):
+    import os
+
+    import papermill
+
+    seen = {}
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: seen.update(
+        {name: os.environ.get(name) for name in ("COURSE_OUTPUT_DIR", *runner.THREAD_VARIABLES)}))
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("COURSE_OUTPUT_DIR", raising=False)
+    record = runner.execute_lesson(syllabus.load().lessons["00"], tmp_path, {}, threads=1)
+    assert record["status"] == "ok"
+    assert seen == {"COURSE_OUTPUT_DIR": str(tmp_path.resolve()), **{v: "1" for v in runner.THREAD_VARIABLES}}
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "COURSE_OUTPUT_DIR" not in os.environ
 
 
 def test_speed_ratio_lessons_run_alone():
