@@ -15,15 +15,31 @@ Introduced in 02_sft.ipynb.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import os
 import shutil
 from pathlib import Path
 
 from helpers.paths import cache_dir
 
-__all__ = ["SEED_VARIABLE", "atomic_save", "cache_dir", "shared_seed", "use_seed"]
+__all__ = ["SEED_VARIABLE", "atomic_save", "cache_dir", "entry_key", "shared_seed", "use_seed"]
 
 SEED_VARIABLE = "COURSE_SEED"
+
+
+def entry_key(functions=(), files=(), parts=()) -> str:
+    """A cache entry's key: the source of the ``functions`` that build it (a code change rebuilds), the bytes of the
+    ``files`` it is built from, and each of ``parts`` as JSON; 12 hex digits of their SHA-256."""
+    h = hashlib.sha256()
+    for fn in functions:
+        h.update(inspect.getsource(fn).encode())
+    for file in files:
+        h.update(Path(file).read_bytes())
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:12]
 
 
 def shared_seed() -> int:

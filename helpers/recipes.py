@@ -10,8 +10,6 @@ Introduced in 03_lora_qlora.ipynb; the same recipe is written out step by step i
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 import os
 import tempfile
@@ -19,8 +17,8 @@ import time
 from pathlib import Path
 
 from helpers import tiny
-from helpers.cache import atomic_save, cache_dir, shared_seed
-from helpers.data import DATA_DIR
+from helpers.cache import atomic_save, cache_dir, entry_key, shared_seed
+from helpers.paths import DATA_DIR
 from helpers.profiles import PROFILES, Profile
 
 SHARED = ("base", "sft", "rm")  # the cached models lessons start from; the course runner builds them before any notebook
@@ -63,12 +61,8 @@ def load_tokenizer(model_id: str):
 
 
 def _key(*parts, functions: tuple = (), split: str = "sft") -> str:
-    h = hashlib.sha256()
-    for fn in (sft_args, load_for_sft, load_tokenizer, sft_model, _save_trained, _entry, *functions):
-        h.update(inspect.getsource(fn).encode())
-    h.update((DATA_DIR / split / "train.jsonl").read_bytes())
-    h.update(json.dumps(parts, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:12]
+    return entry_key((sft_args, load_for_sft, load_tokenizer, sft_model, _save_trained, _entry, *functions),
+                     files=(DATA_DIR / split / "train.jsonl",), parts=(parts,))
 
 
 def _entry(kind: str, model_id: str, *parts, functions: tuple = (), split: str = "sft") -> Path:

@@ -11,7 +11,6 @@ Introduced in 01_tokenizer_and_pretraining.ipynb.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import time
@@ -20,8 +19,9 @@ from pathlib import Path
 
 import torch
 
-from helpers.cache import atomic_save, cache_dir
-from helpers.data import DATA_DIR, load_chats, load_corpus
+from helpers.cache import atomic_save, cache_dir, entry_key
+from helpers.data import load_chats, load_corpus
+from helpers.paths import DATA_DIR
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 
@@ -84,12 +84,7 @@ VOCAB_SIZE = 1024
 
 def _digest(*parts: object) -> str:
     """Cache key: the parts plus the source of the build functions, so a code change rebuilds."""
-    h = hashlib.sha256()
-    for fn in (train_tokenizer, llama_config, pack_corpus, lr_at, pretrain):
-        h.update(inspect.getsource(fn).encode())
-    for part in parts:
-        h.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:12]
+    return entry_key((train_tokenizer, llama_config, pack_corpus, lr_at, pretrain), parts=parts)
 
 
 def _corpus_digest(data_dir: Path, name: str = "train.txt") -> str:
