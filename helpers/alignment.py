@@ -50,10 +50,10 @@ def pairwise_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
     """
     chosen = reward_scores(model, tokenizer, [r["prompt"] + r["chosen"] for r in pairs])
     rejected = reward_scores(model, tokenizer, [r["prompt"] + r["rejected"] for r in pairs])
-    return win_rate(chosen, rejected, pairs)
+    return pair_accuracy(chosen, rejected, pairs)
 
 
-def win_rate(chosen: torch.Tensor, rejected: torch.Tensor, pairs: list[dict]) -> dict:
+def pair_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, pairs: list[dict]) -> dict:
     """Share of pairs whose chosen score is above the rejected one, overall and per task, and the mean margin.
 
     The scores can be a reward model's (``pairwise_accuracy``), a policy's log-probs or DPO's implicit rewards

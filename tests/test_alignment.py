@@ -51,8 +51,8 @@ def test_reply_logps_sum_the_reply_tokens_after_the_prompt():
     assert (batched < 0).all()
 
 
-def test_win_rate_counts_per_task_and_margin():
+def test_pair_accuracy_counts_per_task_and_margin():
     pairs = [{"task": "add"}, {"task": "add"}, {"task": "unknown"}, {"task": "unknown"}]
-    result = alignment.win_rate(torch.tensor([1.0, 0.0, 3.0, 2.0]), torch.tensor([0.0, 1.0, 1.0, 2.0]), pairs)
+    result = alignment.pair_accuracy(torch.tensor([1.0, 0.0, 3.0, 2.0]), torch.tensor([0.0, 1.0, 1.0, 2.0]), pairs)
     assert result["accuracy"] == 2.5 / 4 and result["per_task"] == {"add": 0.5, "unknown": 0.75}  # a tie is half
     assert abs(result["margin"] - 0.5) < 1e-6
