@@ -179,6 +179,62 @@ def solution(name: str, **context):
     return answer
 
 
+# --- run-again exercises ---------------------------------------------------------------------------
+# "Set X and run the notebook again": the check reads the rerun's own results. With the lesson's default parameters
+# it says "not tried yet" (a headless run never fails on it); after the rerun it checks the outcome the exercise
+# predicts, one that follows from the code, not from one machine's numbers.
+RERUNS: dict[str, tuple[Callable, Callable, str]] = {}  # name -> (tried(**ctx), verify(**ctx) -> (ok, msg), how)
+
+
+def rerun_exercise(name: str, tried: Callable, verify: Callable, how: str) -> None:
+    """Register a run-again exercise: ``tried(**context)`` says whether the parameter was changed, ``verify`` checks
+    the rerun's outcome; ``how`` says what to change."""
+    RERUNS[name] = (tried, verify, how)
+
+
+def check_rerun(name: str, **context) -> bool | None:
+    """After the learner changed a parameter and ran the notebook again: print ✅ or ❌ with what the outcome shows.
+    None (and "not tried yet") while the parameter has its default. Introduced in 05_distillation.ipynb."""
+    if name not in RERUNS:
+        raise KeyError(f"no run-again exercise {name!r}; known: {sorted(RERUNS)}")
+    tried, verify, how = RERUNS[name]
+    if not tried(**context):
+        print(f"{name}: not tried yet ({how})")
+        return None
+    ok, message = verify(**context)
+    print(f"{name}: {'✅' if ok else '❌ not as expected'} — {message}")
+    return ok
+
+
+def _alpha_one(alpha, results):
+    distilled, hard = results["distilled"]["accuracy"], results["hard labels"]["accuracy"]
+    if distilled == hard:
+        return True, (f"both students {hard:.1%}: with ALPHA = 1 the distillation term weighs nothing, so the "
+                      "'distilled' student trains on the hard-label loss, batches and start, and ends identical. "
+                      "What beat the hard labels before was the teacher's probabilities")
+    return False, (f"distilled {distilled:.1%}, hard labels {hard:.1%}: with ALPHA = 1 both train on the same loss, "
+                   "batches and start and should end identical. Is the distillation term weighted by 1 - ALPHA?")
+
+
+def _keep_half(keep, shares, sweep, pruned, baseline):
+    if 1 - keep not in shares:
+        return False, f"NEURON_SHARES {shares} has no {1 - keep:g} point to compare with: put it back"
+    point = sweep[shares.index(1 - keep)]  # removing 50 % of the neurons in the sweep = keeping 50 % here
+    ratio = pruned["perplexity"] / baseline["perplexity"]
+    if pruned == point:
+        return True, (f"keeping half the neurons is the sweep's 50 % point: accuracy {pruned['accuracy']:.1%} "
+                      f"(dense {baseline['accuracy']:.1%}), perplexity x{ratio:.2f}. Little is lost, so the "
+                      "recovery has little to win back; the lesson keeps fewer neurons so that it has something to show")
+    return False, (f"the pruned model ({pruned}) should be the sweep's 50 % point ({point}): both keep the half of the "
+                   "neurons with the largest importance")
+
+
+rerun_exercise("05.alpha_one", lambda alpha, results: alpha == 1.0, _alpha_one,
+               "set ALPHA = 1.0 in the parameters cell and run the notebook again")
+rerun_exercise("16.keep_half", lambda keep, **_: keep == 0.5, _keep_half,
+               "set KEEP = 0.5 in the parameters cell and run the notebook again")
+
+
 # --- coding exercises ------------------------------------------------------------------------------
 # A learner implements the piece a lesson is about in a stub; ``check_code`` runs it on random inputs against the
 # library (or the lesson's reference) and says where it differs. A stub still returning None is "not tried yet".

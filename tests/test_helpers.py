@@ -387,3 +387,21 @@ def test_the_other_coding_exercises(capsys):
         assert exercises.check_code(name, right[name]) is True, name
         assert exercises.check_code(name, wrong[name]) is False, name
         assert exercises.check_code(name, lambda *a, **k: None) is None, name
+
+
+def test_run_again_exercises_wait_for_the_rerun_and_check_its_outcome(capsys):
+    same = {"distilled": {"accuracy": 0.8}, "hard labels": {"accuracy": 0.8}}
+    apart = {"distilled": {"accuracy": 0.9}, "hard labels": {"accuracy": 0.8}}
+    assert exercises.check_rerun("05.alpha_one", alpha=0.5, results=apart) is None  # the lesson's default run
+    assert "not tried yet (set ALPHA = 1.0" in capsys.readouterr().out
+    assert exercises.check_rerun("05.alpha_one", alpha=1.0, results=same) is True
+    assert exercises.check_rerun("05.alpha_one", alpha=1.0, results=apart) is False
+    shares, base = [0.25, 0.5, 0.75], {"accuracy": 0.97, "perplexity": 1.1}
+    sweep = [{"accuracy": 0.97, "perplexity": 1.11}, {"accuracy": 0.95, "perplexity": 1.15},
+             {"accuracy": 0.7, "perplexity": 1.9}]
+    kw = dict(shares=shares, sweep=sweep, baseline=base)
+    assert exercises.check_rerun("16.keep_half", keep=0.15, pruned=sweep[2], **kw) is None
+    assert exercises.check_rerun("16.keep_half", keep=0.5, pruned=dict(sweep[1]), **kw) is True
+    assert exercises.check_rerun("16.keep_half", keep=0.5, pruned=sweep[2], **kw) is False
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("16.keep_half: ✅"))
+    assert "perplexity x1.05" in line  # 1.15 / 1.1, from the rerun's own numbers
