@@ -110,6 +110,16 @@ def cmd_set_repo(args) -> int:
     return 0
 
 
+def cmd_new(args) -> int:
+    from course import scaffold
+
+    for path in scaffold.new_lesson(args.number, args.slug, args.title):
+        print(f"wrote {path.relative_to(scaffold.REPO_ROOT)}")
+    print(f"lesson {args.number} scaffolded: `make test` fails on its claim stub in course/claims.py until you write "
+          "its claims; see the README's maintainer section")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,5 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     rep_set = sub.add_parser("set-repo", help="point badges and the Colab clone at a fork: OWNER/NAME")
     rep_set.add_argument("repo")
     rep_set.set_defaults(func=cmd_set_repo)
+    new = sub.add_parser("new", help="scaffold a lesson: syllabus entry, notebook skeleton, claim and exercise stubs")
+    new.add_argument("number", help="two digits, e.g. 17")
+    new.add_argument("slug", help="lowercase words joined by _, e.g. masked_lm")
+    new.add_argument("title", help="the lesson's title, e.g. \"Masked-LM encoders\"")
+    new.set_defaults(func=cmd_new)
     args = parser.parse_args(argv)
     return args.func(args)

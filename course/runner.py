@@ -17,7 +17,7 @@ from traitlets.config import Config
 from course.syllabus import Lesson, Syllabus
 from helpers.paths import REPO_ROOT
 
-BUDGET_SECONDS = 90  # DEVELOPERS.md: each lesson <= 90 s on the tiny profile (shown in the report, not asserted)
+BUDGET_SECONDS = 90  # each lesson <= 90 s on the tiny profile (README, maintainers; shown in the report, not asserted)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 # Appended to the runner's copy of each notebook (never to the lesson itself): the kernel's peak memory.

@@ -175,3 +175,40 @@ def test_time_lines_and_planned_marks_come_from_the_syllabus():
                                                "- **03 · LoRA**: adapters."
     with pytest.raises(ValueError, match="lesson 42"):
         sync.next_lessons("- **42 · Nothing**: x", syl)
+
+
+def test_course_new_scaffolds_a_lesson_that_passes_hygiene_and_fails_its_claim_stub(tmp_path, monkeypatch):
+    import importlib.util
+    import shutil
+    import sys
+
+    from course import scaffold
+    from helpers.paths import REPO_ROOT
+    from tests.test_hygiene import test_notebook_follows_conventions
+
+    for rel in ("course/syllabus.toml", "course/claims.py", "helpers/exercises.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / rel, tmp_path / rel)
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "colab").mkdir()
+    written = scaffold.new_lesson("97", "example_lesson", "An example lesson", root=tmp_path)
+    notebook = tmp_path / "notebooks" / "97_example_lesson.ipynb"
+    assert notebook in written
+    syl = syllabus.load(tmp_path / "course" / "syllabus.toml")
+    assert syl.lessons["97"].status == "ready" and "97" in syl.paths["complete"]
+    assert syl.badge_url(syl.lessons["97"]) in notebook.read_text()  # course sync filled in the generated cells
+    test_notebook_follows_conventions(notebook)
+
+    def load(name, rel):
+        spec = importlib.util.spec_from_file_location(name, tmp_path / rel)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        return module
+
+    claims = load("scaffolded_claims", "course/claims.py")
+    assert [c.name for c in claims.failures("97", {})] == ["the lesson's claims are written"]
+    exercises = load("scaffolded_exercises", "helpers/exercises.py")
+    assert exercises.check("97.example", 4, x=2) is True
+    with pytest.raises(SystemExit, match="exists"):
+        scaffold.new_lesson("97", "again", "Again", root=tmp_path)
