@@ -36,6 +36,14 @@ def test_lesson_claims(run, number):
     assert not failed, "\n".join(map(str, failed))
 
 
+def test_lesson_02_trains_the_model_the_later_lessons_start_from(run):
+    # tiny:sft is recipes.sft_model, cached and keyed by the recipe's source; lesson 02 writes the same recipe in its
+    # cells (the code the lesson is about stays visible). Lesson 03 scores the recipe's model on the same test rows
+    # with the same SEED: the two must be one model, or the recipe has drifted from lesson 02 (issue 23)
+    m02, m03 = lesson(run, "02"), lesson(run, "03")
+    assert (m02["accuracy_after"], m02["per_task_after"]) == (m03["full_accuracy"], m03["full_per_task"])
+
+
 def test_every_ready_lesson_has_claims():
     syl = syllabus.load()
     assert sorted(n for n, lesson in syl.lessons.items() if lesson.status == "ready") == sorted(claims.CLAIMS)
