@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from helpers import processes
 
 
 def run_processes(command: list[str], timeout: float = 300, threads_per_rank: int = 1) -> str:
@@ -24,12 +25,11 @@ def run_processes(command: list[str], timeout: float = 300, threads_per_rank: in
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
            "OMP_NUM_THREADS": str(threads_per_rank), "TOKENIZERS_PARALLELISM": "false"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                               start_new_session=True)
+    process = processes.start(command, subprocess.PIPE, env, text=True)  # its own process group
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        processes.stop(process, timeout=0)  # SIGKILL, the whole group
         output, _ = process.communicate()
         raise RuntimeError(f"{' '.join(command)} ran past {timeout} s and was killed:\n{output[-3000:]}") from None
     if process.returncode != 0:

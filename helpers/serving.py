@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 import atexit
 import concurrent.futures
-import ctypes
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +28,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from helpers import processes
 
 COMPLETION_PATHS = ("/v1/chat/completions", "/v1/completions")
 PAGE_SIZE = 256  # tokens per block of the paged KV cache (ContinuousBatchingConfig.page_size's default)
@@ -240,13 +240,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent():  # Linux: the server gets SIGTERM if the notebook's kernel dies first
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 class Server:
     """A server process started by :func:`launch`: ``url``, ``log`` (its output file), ``wait_healthy()``,
     ``stop()``, ``alive()``. Introduced in 14_serving.ipynb."""
@@ -255,8 +248,7 @@ class Server:
         self.command, self.port, self.log = command, port, Path(log)
         self.url = f"http://127.0.0.1:{port}"
         self._log_file = self.log.open("w")
-        self.process = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True, preexec_fn=_die_with_parent)
+        self.process = processes.start(command, self._log_file, env)  # its own process group
         atexit.register(self.stop)
 
     def log_tail(self, lines: int = 25) -> str:
@@ -298,24 +290,14 @@ class Server:
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM the server's whole process group, SIGKILL it after ``timeout`` s; the exit code."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        code = processes.stop(self.process, timeout)
         self._log_file.close()
         atexit.unregister(self.stop)
-        return self.process.returncode
+        return code
 
     def alive(self) -> bool:
         """True while the server or any process of its group still exists."""
-        try:
-            os.killpg(self.process.pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
+        return processes.alive(self.process)
 
 
 def launch(command: list[str], port: int, log: str | Path | None = None, env: dict | None = None) -> Server:
