@@ -80,12 +80,10 @@ def execute_lesson(lesson: Lesson, run_dir: Path, parameters: dict, threads: int
 
     ``threads``: torch/BLAS threads for the kernel (one per lesson when lessons run in parallel).
     """
-    import papermill
-
     variables = {"COURSE_OUTPUT_DIR": str(Path(run_dir).resolve())}
     variables |= {name: str(threads) for name in THREAD_VARIABLES} if threads else {}
     with _environ(variables):  # the kernel inherits them; the caller's environment is left as it was
-        return _execute(papermill, lesson, run_dir, parameters)
+        return _execute(lesson, run_dir, parameters)
 
 
 @contextmanager
@@ -103,7 +101,9 @@ def _environ(variables: dict[str, str]):
                 os.environ[name] = value
 
 
-def _execute(papermill, lesson: Lesson, run_dir: Path, parameters: dict) -> dict:
+def _execute(lesson: Lesson, run_dir: Path, parameters: dict) -> dict:
+    import papermill
+
     record = {"number": lesson.number, "stem": lesson.stem, "title": lesson.title, "status": "ok",
               "seconds": 0.0, "error": None}
     # The kernel talks to the runner over Unix sockets: no TCP port is opened, and ipykernel does not warn about

@@ -106,10 +106,10 @@ def new_lesson(number: str, slug: str, title: str, root: Path = REPO_ROOT) -> li
     if claims_text.count(marker) != 1:
         raise SystemExit(f"{claims}: expected the SPREADS block after the lesson functions")
     claims.write_text(claims_text.replace(marker, _claims_stub(number) + marker))
-    coding = "\n\n# --- run-again exercises"
+    after = "\n\n\ndef solution("
     exercises_text = exercises.read_text()
-    if exercises_text.count(coding) != 1:
-        raise SystemExit(f"{exercises}: expected the run-again exercises block after the lesson exercises")
-    exercises.write_text(exercises_text.replace(coding, _exercise_stub(number) + coding))
+    if exercises_text.count(after) != 1:
+        raise SystemExit(f"{exercises}: expected def solution( right after the lessons' exercises")
+    exercises.write_text(exercises_text.replace(after, _exercise_stub(number).rstrip("\n") + after))
     sync(syllabus_module.load(syllabus_file), root=root)
     return [syllabus_file, notebook, claims, exercises]

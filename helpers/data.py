@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.paths import DATA_DIR
-from helpers.userdata import DataError, _check_messages, _json_lines  # noqa: F401 - DataError is part of this API
+from helpers.userdata import DataError, check_messages, json_lines  # noqa: F401 - DataError is part of this API
 
 SEED = 1234
 
@@ -543,7 +543,7 @@ def load_jsonl(path: str | Path, kind: str | None = None) -> list[dict]:
         raise DataError(f"{path}: unknown dataset kind {kind!r}; expected one of {sorted(SCHEMAS)}")
     schema = SCHEMAS[kind]
     rows = []
-    for row, where in _json_lines(path):
+    for row, where in json_lines(path):
         missing = [f for f in schema if f not in row]
         extra = [f for f in row if f not in schema]
         if missing:
@@ -554,7 +554,7 @@ def load_jsonl(path: str | Path, kind: str | None = None) -> list[dict]:
             if not isinstance(row[field], typ):
                 raise DataError(f"{where}: field '{field}' must be {typ.__name__}, got {type(row[field]).__name__}")
             if typ is list:
-                _check_messages(row[field], where, field)
+                check_messages(row[field], where, field)
         rows.append(row)
     return rows
 

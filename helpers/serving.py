@@ -262,22 +262,18 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited with code {self.process.returncode} before it was healthy. "
                                    f"Its log ({self.log}):\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        return time.perf_counter() - start
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
+            if self.health(timeout=2)[0] == 200:
+                return time.perf_counter() - start
             time.sleep(0.5)
         self.stop()
         raise TimeoutError(f"no healthy answer from {self.url}/health in {timeout:.0f} s. Log:\n{self.log_tail()}")
 
-    def health(self) -> tuple[int, dict]:
+    def health(self, timeout: float = 5) -> tuple[int, dict]:
         """One ``GET /health``: (HTTP status, JSON body), (0, {}) when nothing answers. What a supervisor (a
         Kubernetes liveness probe, systemd's watchdog) polls, restarting the process on anything but 200:
         transformers serve answers 503 ``cb_worker_dead`` once its continuous-batching worker has died."""
         try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=5) as reply:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=timeout) as reply:
                 status, raw = reply.status, reply.read()
         except urllib.error.HTTPError as error:
             status, raw = error.code, error.read()

@@ -10,7 +10,6 @@ Introduced in 01_tokenizer_and_pretraining.ipynb.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -88,7 +87,7 @@ def _digest(*parts: object) -> str:
 
 
 def _corpus_digest(data_dir: Path, name: str = "train.txt") -> str:
-    return hashlib.sha256((Path(data_dir) / "corpus" / name).read_bytes()).hexdigest()[:12]
+    return entry_key(files=(Path(data_dir) / "corpus" / name,))
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):

@@ -21,7 +21,8 @@ class DataError(ValueError):
     """A shipped or user-supplied data file is malformed; the message names file, line and field."""
 
 
-def _check_messages(value: list, where: str, field: str) -> None:
+def check_messages(value: list, where: str, field: str) -> None:
+    """Raise DataError (naming ``where`` and ``field``) unless ``value`` is a list of role/content messages."""
     for i, message in enumerate(value):
         if not isinstance(message, dict) or set(message) != {"role", "content"}:
             raise DataError(f"{where}: field '{field}'[{i}] must be an object with exactly 'role' and 'content'")
@@ -31,17 +32,18 @@ def _check_messages(value: list, where: str, field: str) -> None:
             raise DataError(f"{where}: field '{field}'[{i}].content must be a non-empty string")
 
 
-def _json_lines(path: Path):
-    """Yield ``(row, "file:line")`` for each non-blank line of a JSONL file.
+def json_lines(path: Path, raw: bytes | None = None):
+    """Yield ``(row, "file:line")`` for each non-blank line of a JSONL file (``raw``: its bytes, if already read).
 
     Accepted: a UTF-8 byte-order mark (Windows editors write one), Windows line endings, blank lines (skipped).
     Errors (DataError naming file and line): bytes that are not UTF-8 (with the byte and its column), a line that is
     not JSON (on the last line: the file looks cut off), a value that is not a JSON object, a file with no rows.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
+    if raw is None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file") from None
     raw = raw.removeprefix(codecs.BOM_UTF8)
     lines = raw.split(b"\n")
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
@@ -66,8 +68,6 @@ def _json_lines(path: Path):
         raise DataError(f"{path}: no rows")
 
 
-
-
 def _json_array(path: Path, raw: bytes):
     """Yield ``(row, "file: item N")`` for each object of a ``.json`` file holding one array (``raw``: its bytes,
     without a byte-order mark)."""
@@ -77,8 +77,6 @@ def _json_array(path: Path, raw: bytes):
         raise DataError(f"{path}: not UTF-8 (byte at offset {err.start}); save the file as UTF-8") from None
     except json.JSONDecodeError as err:
         raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
-    if isinstance(value, dict):
-        value = [value]
     if not isinstance(value, list) or not value:
         raise DataError(f"{path}: expected a JSON array of objects (or JSON Lines), got {type(value).__name__}"
                         + (" with no rows" if value == [] else ""))
@@ -129,10 +127,11 @@ def rows(source: str | Path):
         import datasets
 
         yield from _dataset_rows(datasets.Dataset.from_csv(str(path), sep="\t" if suffix == ".tsv" else ","), str(path))
-    elif suffix == ".json" and (raw := path.read_bytes().removeprefix(codecs.BOM_UTF8)).lstrip()[:1] in (b"[", b""):
-        yield from _json_array(path, raw)
+    elif suffix == ".json":  # an array of objects, or JSON Lines under another name
+        raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+        yield from _json_array(path, raw) if raw.lstrip()[:1] in (b"[", b"") else json_lines(path, raw)
     else:
-        yield from _json_lines(path)
+        yield from json_lines(path)
 
 
 def _hub_rows(repo_id: str):
@@ -146,7 +145,6 @@ def _hub_rows(repo_id: str):
     except Exception as err:  # noqa: BLE001 - whatever the Hub says, the learner hears it with the id
         raise DataError(f"{repo_id}: could not load it from the Hub ({type(err).__name__}: {err})") from None
     yield from _dataset_rows(dataset, repo_id)
-
 
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
@@ -170,6 +168,7 @@ def _sharegpt(value, where: str) -> list[dict]:
         messages.append({"role": SHAREGPT_ROLES[speaker], "content": text})
     return messages
 
+
 def _preference_row(row: dict, where: str) -> dict:
     """One preference row in any of TRL's formats, as the course's conversational row (see load_preferences)."""
     missing = [f for f in ("chosen", "rejected") if f not in row]
@@ -185,7 +184,7 @@ def _preference_row(row: dict, where: str) -> dict:
         if kind == "text" and not row[field].strip():
             raise DataError(f"{where}: field '{field}' is empty")
         if kind == "messages":
-            _check_messages(row[field], where, field)
+            check_messages(row[field], where, field)
     if len(set(kinds.values())) > 1:
         raise DataError(f"{where}: fields {fields} mix strings and message lists ({kinds}); use one format")
     task = row.get("task", "custom")
@@ -226,7 +225,7 @@ def _sft_row(row: dict, where: str) -> dict:
         if not isinstance(row["messages"], list) or not row["messages"]:
             raise DataError(f"{where}: field 'messages' must be a non-empty list of messages")
         messages = row["messages"]
-        _check_messages(messages, where, "messages")
+        check_messages(messages, where, "messages")
     elif "conversations" in row:
         messages = _sharegpt(row["conversations"], where)
     elif "prompt" in row and ("completion" in row or "response" in row):
@@ -235,8 +234,8 @@ def _sft_row(row: dict, where: str) -> dict:
         if isinstance(prompt, list) != isinstance(answer, list):
             raise DataError(f"{where}: fields 'prompt' and '{reply}' mix a string and a message list; use one format")
         if isinstance(prompt, list):
-            _check_messages(prompt, where, "prompt")
-            _check_messages(answer, where, reply)
+            check_messages(prompt, where, "prompt")
+            check_messages(answer, where, reply)
             messages = prompt + answer
         else:
             messages = [{"role": "user", "content": text("prompt", prompt)},
