@@ -30,7 +30,7 @@ def cmd_list(args) -> int:
 def cmd_run(args) -> int:
     syl = syllabus.load()
     run_dir = runner.run_path(syl, args.path, args.profile, args.only, args.out, runner.parse_params(args.param),
-                              jobs=args.jobs, optional=args.optional)
+                              jobs=args.jobs, optional=args.optional, stand_ins=args.stand_ins)
     report_path = report.write_report(run_dir)
     failed = [r for r in json.loads((run_dir / "run.json").read_text())["lessons"]
               if r["status"] == "failed"]
@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="extra notebook parameter, repeatable (VALUE as JSON when it parses)")
     run.add_argument("--jobs", type=int, default=1, help="notebooks at once (each kernel gets one torch thread)")
     run.add_argument("--optional", action="store_true", help="also run the path's optional lessons")
+    run.add_argument("--stand-ins", action="store_true",
+                     help="t4 profile on CPU: small random-weight models under the Hub ids, step counts capped")
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="Markdown report of a run folder")
     rep.add_argument("run_dir", type=Path)

@@ -3,7 +3,7 @@
 For maintainers, on any CUDA GPU, with or without Hub access:
 
 1. builds random-weight stand-ins with the exact shapes of every Hub model the ``t4`` profile names
-   (helpers.standins; no download) and points ``$COURSE_STAND_INS`` at them;
+   (helpers.standins; no download) in a Hugging Face cache folder under their Hub ids, offline;
 2. emulates a T4: no bf16 (``COURSE_EMULATE_T4=1``: fp16 mixed precision, helpers.precision) and a cap on
    the CUDA allocator at a T4's memory (``COURSE_GPU_MEMORY_GIB``, applied by ``helpers.environment.setup``);
 3. runs the lessons with the course runner and writes ``colab/t4-budget.json`` and the generated table
@@ -94,12 +94,10 @@ def main(only: list[str] | None = None, native: bool = False, out_root: Path | N
               "CPU-only checks of the stand-ins run in `make test`.")
         return 2
     start = time.perf_counter()
-    stand_ins = standins.build_all(profiles.hub_ids("t4"), cache_dir() / "stand-ins", device="cuda")
-    map_file = cache_dir() / "stand-ins" / "stand-ins.json"
-    map_file.write_text(json.dumps(stand_ins, indent=1))
+    hub_cache = cache_dir() / "stand-ins" / "exact"
+    stand_ins = standins.build_all(profiles.hub_ids("t4"), hub_cache, "exact", device="cuda")
     print(f"stand-ins ready in {time.perf_counter() - start:.0f}s: {', '.join(stand_ins)}")
-    os.environ.update({"COURSE_STAND_INS": str(map_file), "COURSE_GPU_MEMORY_GIB": str(T4_MEMORY_GIB),
-                       "HF_HUB_OFFLINE": "1"})
+    os.environ.update(standins.environment(hub_cache) | {"COURSE_GPU_MEMORY_GIB": str(T4_MEMORY_GIB)})
     if not native:
         os.environ["COURSE_EMULATE_T4"] = "1"
     syl = syllabus.load()

@@ -26,7 +26,8 @@ def build_report(run_dir: Path) -> str:
     run = json.loads(run_file.read_text())
     executed = [rec for rec in run["lessons"] if rec["status"] != "planned"]
     prepared = run.get("prepare_seconds") or {}
-    lines = [f"# Course run: path `{run['path']}`, profile `{run['profile']}`", "",
+    stand_ins = " with CPU stand-ins (random weights, capped steps: outcomes meaningless)" if run.get("stand_ins") else ""
+    lines = [f"# Course run: path `{run['path']}`, profile `{run['profile']}`{stand_ins}", "",
              f"Started {run['started']} · total {run['seconds'] / 60:.1f} min · {run.get('jobs', 1)} notebook(s) at a "
              f"time · lessons {sum(r['seconds'] for r in executed):.0f} s summed"
              + (f" · shared models {sum(prepared.values()):.0f} s" if prepared else ""), "",

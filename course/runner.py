@@ -129,13 +129,19 @@ def _execute(lesson: Lesson, run_dir: Path, parameters: dict) -> dict:
 
 def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None = None,
              out_root: Path | None = None, params: dict | None = None, jobs: int = 1,
-             optional: bool = False) -> Path:
+             optional: bool = False, stand_ins: bool = False) -> Path:
     """Run the ready lessons of ``path`` (optionally ``only`` some numbers); returns the run folder.
 
     Each notebook is executed into ``<run>/<NN_slug>.ipynb``; it writes ``<NN_slug>.metrics.json`` beside
     it (``COURSE_OUTPUT_DIR``). ``<run>/run.json`` lists status, seconds, peak memory and error of every lesson.
     With ``jobs > 1`` that many notebooks run at once, each kernel with one torch thread.
+
+    ``stand_ins`` (profile ``t4`` only): the Hub models are small random-weight models of their architecture in an
+    offline Hugging Face cache under their Hub ids (``helpers.standins``) and every step count is capped
+    (``Profile.capped``), so the t4 branch of every lesson runs on a CPU in seconds.
     """
+    if stand_ins:
+        return _run_with_stand_ins(syllabus, path, profile, only, out_root, params, jobs, optional)
     lessons = syllabus.path_lessons(path, optional)
     if only:
         unknown = [n for n in only if n not in {lesson.number for lesson in lessons}]
@@ -185,6 +191,28 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
                "lessons": [records[lesson.number] for lesson in lessons],
                "seconds": round(time.perf_counter() - start_all, 1)}
     (run_dir / "run.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return run_dir
+
+
+STAND_IN_STEPS = 2  # every step count of a stand-in run (only whether each cell runs is checked)
+
+
+def _run_with_stand_ins(syllabus, path, profile, only, out_root, params, jobs, optional) -> Path:
+    from helpers import profiles, standins
+    from helpers.cache import cache_dir
+
+    if profile != "t4":
+        raise SystemExit(f"--stand-ins replaces the t4 profile's Hub models; it needs --profile t4, not {profile!r}")
+    hub_cache = cache_dir() / "stand-ins" / "small"
+    start = time.perf_counter()
+    standins.build_all(profiles.hub_ids("t4"), hub_cache, "small")
+    print(f"stand-ins of {', '.join(profiles.hub_ids('t4'))} ready in {time.perf_counter() - start:.1f}s "
+          f"({hub_cache}); steps capped at {STAND_IN_STEPS}", flush=True)
+    variables = standins.environment(hub_cache) | {profiles.STEP_CAP_VARIABLE: str(STAND_IN_STEPS)}
+    with _environ(variables):
+        run_dir = run_path(syllabus, path, profile, only, out_root, params, jobs, optional)
+    run_file = run_dir / "run.json"
+    run_file.write_text(json.dumps(json.loads(run_file.read_text()) | {"stand_ins": True}, indent=1) + "\n")
     return run_dir
 
 

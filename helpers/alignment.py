@@ -39,7 +39,7 @@ def reward_scores(model, tokenizer, conversations: list[list[dict]], batch_size:
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         scores.append(model(**enc).logits[:, 0].float().cpu())
     model.train(was_training)
-    return torch.cat(scores)
+    return torch.cat(scores) if scores else torch.zeros(0)
 
 
 def pairwise_accuracy(model, tokenizer, pairs: list[dict]) -> dict:

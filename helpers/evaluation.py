@@ -239,7 +239,7 @@ def next_token_margin(model, tokenizer, texts: list[str], first: str, second: st
                         add_special_tokens=False).to(device)
         logits = model(**enc).logits[:, -1].float()
         margins.append((logits[:, ids[1]] - logits[:, ids[0]]).cpu())
-    return torch.cat(margins)
+    return torch.cat(margins) if margins else torch.zeros(0)
 
 
 def write_run_log(path, model_id: str, config: dict, seed: int, rows: list[dict], replies: list[str],

@@ -8,7 +8,10 @@ Introduced in 00_welcome.ipynb.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
+
+STEP_CAP_VARIABLE = "COURSE_STEP_CAP"  # set by `python -m course run --stand-ins`: every step count capped
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,14 @@ class Profile:
         if unknown:
             raise ValueError(f"unknown profile field(s) {sorted(unknown)}; fields are {sorted(asdict(self))}")
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def capped(self, steps: int) -> Profile:
+        """A copy whose every ``*_steps`` count is at most ``steps``, that scores at most ``4 * steps`` rows and
+        pretrains the tiny ``base`` size: the t4 branch run on CPU with stand-ins (``python -m course run --profile
+        t4 --stand-ins``), where only whether each cell runs is checked."""
+        fields = asdict(self)
+        capped = {k: min(v, steps) for k, v in fields.items() if k.endswith("_steps")}
+        return replace(self, **capped, eval_rows=min(self.eval_rows, 4 * steps), pretrain_size="base")
 
 
 PROFILES = {
@@ -178,5 +189,8 @@ def resolve_profile(profile: str) -> str:
 
 
 def get_profile(name: str, **overrides) -> Profile:
-    """The resolved profile with a notebook's non-None overrides. Introduced in 00_welcome.ipynb."""
-    return PROFILES[resolve_profile(name)].with_overrides(**overrides)
+    """The resolved profile with a notebook's non-None overrides; every step count capped when
+    ``$COURSE_STEP_CAP`` is set (``Profile.capped``). Introduced in 00_welcome.ipynb."""
+    profile = PROFILES[resolve_profile(name)].with_overrides(**overrides)
+    cap = os.environ.get(STEP_CAP_VARIABLE)
+    return profile.capped(int(cap)) if cap else profile

@@ -11,7 +11,6 @@ Introduced in 03_lora_qlora.ipynb; the same recipe is written out step by step i
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -212,8 +211,7 @@ def resolve_model(model_id: str, progress: bool = True, local: bool = False) -> 
     (``dpo_model``); these three are built with the course seed (``helpers.cache.shared_seed``: the lesson's
     ``SEED``), each seed its own cache entry.
 
-    When ``$COURSE_STAND_INS`` names a JSON file ``{hub id: folder}`` (written by ``python -m course gpu-check``),
-    those Hub ids resolve to local random-weight models of the same shape. ``local=True``: always a folder on this
+    ``local=True``: always a folder on this
     machine, a Hub id downloaded first (``huggingface_hub.snapshot_download``, cached), for tools that read files,
     not ids (llama.cpp's GGUF converter, lesson 12). Introduced in 02_sft.ipynb.
     """
@@ -224,9 +222,6 @@ def resolve_model(model_id: str, progress: bool = True, local: bool = False) -> 
         return str(recipe())
     if model_id.startswith("tiny:"):
         return str(tiny.model_path(model_id.split(":", 1)[1], progress=progress))
-    stand_ins = os.environ.get("COURSE_STAND_INS")
-    if stand_ins:
-        model_id = json.loads(Path(stand_ins).read_text()).get(model_id, model_id)
     if local and not Path(model_id).is_dir():
         from huggingface_hub import snapshot_download
 

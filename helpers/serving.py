@@ -188,6 +188,9 @@ def _serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--max-num-seqs", type=int, default=16,
                         help="requests the KV cache holds at full context (vLLM's flag); 1 turns continuous batching off")
+    parser.add_argument("--max-model-len", type=int, default=None,
+                        help="context length served (vLLM's flag; default: the model's, at most 2048, as the lesson "
+                             "gives vLLM): the KV cache holds --max-num-seqs requests of this length")
     parser.add_argument("--device", default="cpu", help="where the model runs: cpu (the lesson's tiny profile), cuda")
     args = parser.parse_args(argv)
 
@@ -196,7 +199,9 @@ def _serve(argv: list[str] | None = None) -> None:
     from transformers.cli.serving import server
 
     engine_name = str(Path(args.model).resolve())
-    max_model_len = transformers.AutoConfig.from_pretrained(engine_name).max_position_embeddings
+    # a Qwen2.5 model's 32k-131k positions for 16 requests would be 10s of GB of KV cache: 2048 unless asked
+    max_model_len = args.max_model_len or min(transformers.AutoConfig.from_pretrained(engine_name).max_position_embeddings,
+                                              2048)
     tokenizer = transformers.AutoTokenizer.from_pretrained(engine_name)
 
     def prompt_tokens(body: dict) -> int:  # as the engine will see the prompt

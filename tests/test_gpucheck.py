@@ -1,7 +1,7 @@
 """`course gpu-check` runs on a GPU only; what it builds and writes is checked here on CPU."""
 
-import json
 
+import huggingface_hub
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -37,23 +37,58 @@ def test_stand_in_has_the_shapes_of_the_config(hub_id):
     assert config.eos_token_id == tok.eos_token_id < config.vocab_size
 
 
-def test_build_saves_a_loadable_stand_in_that_resolve_model_finds(tmp_path, monkeypatch):
+def test_stand_ins_load_by_their_hub_id_offline_as_a_download_would(tmp_path, monkeypatch):
     small = {"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 2048, "tie_word_embeddings": True}
     monkeypatch.setitem(profiles.HUB_SHAPES, "org/Small-1B", small)
     mapping = standins.build_all(["org/Small-1B"], tmp_path)
     assert standins.build_all(["org/Small-1B"], tmp_path) == mapping  # cached
-    map_file = tmp_path / "stand-ins.json"
-    map_file.write_text(json.dumps(mapping))
-    monkeypatch.setenv("COURSE_STAND_INS", str(map_file))
-    assert recipes.resolve_model("org/Small-1B") == mapping["org/Small-1B"]
-    assert recipes.resolve_model("org/Other") == "org/Other"
-    model = AutoModelForCausalLM.from_pretrained(mapping["org/Small-1B"])
-    tok = AutoTokenizer.from_pretrained(mapping["org/Small-1B"])
+    for name, value in standins.environment(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # read at import time
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert recipes.resolve_model("org/Small-1B") == "org/Small-1B"  # a Hub id stays a Hub id
+    assert recipes.resolve_model("org/Small-1B", local=True) == mapping["org/Small-1B"]  # snapshot_download finds it
+    model = AutoModelForCausalLM.from_pretrained("org/Small-1B")
+    tok = AutoTokenizer.from_pretrained("org/Small-1B")
     assert model.dtype == torch.bfloat16 and model.config.hidden_size == 32
     ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, return_tensors="pt",
                                   return_dict=True)
     assert model(**ids).logits.shape[-1] == 2048
+
+
+def test_small_stand_ins_keep_the_architecture_and_the_order_of_sizes():
+    tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
+    counts = {}
+    for hub_id in profiles.HUB_SHAPES:
+        config = standins.stand_in_config(hub_id, tok, "small")
+        assert config.model_type == profiles.HUB_SHAPES[hub_id]["model_type"] and config.vocab_size == len(tok)
+        assert config.tie_word_embeddings == profiles.HUB_SHAPES[hub_id]["tie_word_embeddings"]
+        assert config.num_key_value_heads < config.num_attention_heads  # grouped-query attention, as the real ones
+        with torch.device("meta"):
+            counts[hub_id] = AutoModelForCausalLM.from_config(config).num_parameters()
+    assert max(counts.values()) < 1_000_000
+    assert counts["Qwen/Qwen2.5-1.5B-Instruct"] > 2 * counts["Qwen/Qwen2.5-0.5B"]  # teacher > student, target > draft
+
+
+def test_small_stand_ins_end_their_replies_soon():
+    tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(standins.stand_in_config("Qwen/Qwen2.5-0.5B", tok, "small"))
+    ids = tok.apply_chat_template([{"role": "user", "content": "What is 2 + 3?"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+
+    def lengths(n=16, **sampling):  # generated tokens per reply, the stop token included
+        out = model.generate(**ids, max_new_tokens=32, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                             num_return_sequences=n, **sampling)[:, ids["input_ids"].shape[1]:]
+        return [int((row != tok.pad_token_id).sum()) for row in out]
+
+    untilted = lengths(do_sample=True, temperature=2.0)
+    assert sum(untilted) / len(untilted) > 24  # random weights: replies run to the limit
+    standins.tilt_towards_stop(model, tok.eos_token_id)
+    assert lengths(1, do_sample=False) == [1]  # greedy: stops at once
+    sampled = lengths(do_sample=True, temperature=2.0)
+    assert max(sampled) < 32 and sum(sampled) / len(sampled) < 10
 
 
 def test_budget_table_merges_rows_and_flags_what_does_not_fit(tmp_path):
