@@ -49,19 +49,41 @@ def prepare(profile: str, lessons: list[Lesson] = (), seed: int = 0) -> dict:
     """Build the cached models the lessons share, once, before any notebook starts; returns seconds per model.
 
     That is ``helpers.recipes.SHARED`` plus the ``models`` the given lessons name in the syllabus, the fine-tuned
-    ones with ``seed`` (the lessons' ``SEED``, which their setup cell makes the shared models' seed too). Notebooks
+    ones with ``seed`` (the lessons' ``SEED``, which their setup cell makes the shared models' seed too), in the
+    profile's meaning (``recipes.shared_ids``: on t4 the recipes are trained on the Hub models). Notebooks
     running in parallel would otherwise each build the same model at the same time.
     """
-    from helpers import cache
+    from helpers import cache, recipes
     from helpers.profiles import resolve_profile
 
     cache.use_seed(seed)  # the notebooks' kernels inherit it
-    if resolve_profile(profile) != "tiny":  # "auto" on a CPU is tiny: build here, not in each kernel at once
-        return {}
-    from helpers import recipes
-
     extra = [m for lesson in lessons for m in lesson.models if m not in recipes.SHARED]
-    return recipes.build_shared((*recipes.SHARED, *dict.fromkeys(extra)))
+    # "auto" on a CPU is tiny: built here, not in each kernel at once
+    return recipes.build_shared((*recipes.SHARED, *dict.fromkeys(extra)), resolve_profile(profile))
+
+
+def prepare_in_child(profile: str, lessons: list[Lesson], seed: int = 0) -> dict:
+    """``prepare`` in a child Python process with this process's environment; returns its seconds per model.
+
+    A child reads the environment as it is now: huggingface_hub fixes its cache folder and offline switch when it is
+    first imported, so a runner that imported it before a stand-in run set ``HF_HUB_CACHE`` would build the t4
+    recipes against the wrong cache. The seed is also set here, for the kernels to inherit.
+    """
+    import subprocess
+    import sys
+
+    from helpers import cache
+
+    cache.use_seed(seed)
+    code = ("import json, sys; from course import runner, syllabus; lessons = syllabus.load().lessons; "
+            "seconds = runner.prepare(sys.argv[1], [lessons[n] for n in sys.argv[3:]], int(sys.argv[2])); "
+            "print('PREPARED ' + json.dumps(seconds))")
+    done = subprocess.run([sys.executable, "-c", code, profile, str(seed), *(lesson.number for lesson in lessons)],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("PREPARED ")]
+    if done.returncode or not lines:
+        raise SystemExit(f"building the shared models failed (profile {profile}):\n" + done.stderr[-3000:])
+    return json.loads(lines[-1].removeprefix("PREPARED "))
 
 
 def with_probe(lesson: Lesson):
@@ -156,7 +178,7 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
           f"output {run_dir}", flush=True)
     start_all = time.perf_counter()
     parameters = {"PROFILE": profile, **(params or {})}
-    prepared = prepare(profile, ready, int(parameters.get("SEED", 0))) if ready else {}
+    prepared = prepare_in_child(profile, ready, int(parameters.get("SEED", 0))) if ready else {}
     records = {}
     for lesson in lessons:
         if lesson.status != "ready":
@@ -176,7 +198,7 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
             print(f"  {lesson.stem} ...", flush=True)
             report(execute_lesson(lesson, run_dir, parameters))
     else:
-        # spawn, not fork: the runner has imported torch (prepare), and forking a process with torch's threads is unsafe
+        # spawn, not fork: forking a process that has imported torch (and its threads) is unsafe
         # the longest lessons first (the syllabus' CPU estimate), so a long one does not start last
         longest_first = sorted((lesson for lesson in ready if not lesson.alone), key=lambda lesson: -lesson.minutes_cpu)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:

@@ -22,7 +22,7 @@ class Lesson:
     minutes_cpu: int
     hardware: str
     packages: tuple[str, ...] = ()  # installed on Colab/Kaggle beside the course's core packages
-    models: tuple[str, ...] = ()  # cached tiny models it needs beyond helpers.recipes.SHARED (the runner builds them first)
+    models: tuple[str, ...] = ()  # shared models beyond helpers.recipes.SHARED (names of recipes.shared_ids), built first
     alone: bool = False  # its claims are speed ratios that another lesson on the other core skews: run after the others
     time_note: str = ""  # a sentence after the generated time/hardware line (what else takes time, or why)
     gpus: int = 1  # GPUs it uses; on Colab/Kaggle the others are hidden from a one-GPU lesson (colab/install.py)

@@ -13,12 +13,21 @@ DATA_DIR = REPO_ROOT / "data"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 
+# Folders that outlive a hosted runtime, first found wins: Kaggle keeps /kaggle/working as the notebook's output,
+# and a Google Drive the learner mounted in Colab stays after the runtime is recycled (the course never mounts it:
+# mounting asks for a login).
+PERSISTENT_ROOTS = (Path("/kaggle/working"), Path("/content/drive/MyDrive"))
+
+
 def cache_dir() -> Path:
-    """Folder for the tiny models the course builds (``$COURSE_CACHE``, default ``~/.cache/llm-course``).
+    """Folder for the models the course builds and caches: ``$COURSE_CACHE``; else, on Kaggle or in a Colab with
+    Drive mounted, ``llm-course-cache`` there (it survives the runtime: the t4 SFT, reward and DPO models are
+    trained once); else ``~/.cache/llm-course``.
 
     Introduced in 00_welcome.ipynb.
     """
-    path = Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "llm-course"))
+    persistent = next((root / "llm-course-cache" for root in PERSISTENT_ROOTS if root.is_dir()), None)
+    path = Path(os.environ.get("COURSE_CACHE") or persistent or Path.home() / ".cache" / "llm-course")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -12,6 +12,22 @@ import os
 from dataclasses import asdict, dataclass, replace
 
 STEP_CAP_VARIABLE = "COURSE_STEP_CAP"  # set by `python -m course run --stand-ins`: every step count capped
+# A model id "RECIPE:ID" is a course recipe (helpers.recipes) applied to ID, trained once and cached: "sft:" lesson
+# 02's SFT (full weights), "sft-lora:" the same with a merged LoRA adapter (for a model whose full fine-tuning does not
+# fit a T4), "rm:" lesson 06's reward model, "dpo:" lesson 07's DPO. ID may itself be a recipe id ("rm:sft:X").
+RECIPES = ("sft", "sft-lora", "rm", "dpo")
+
+
+def split_recipe(model_id: str) -> tuple[str | None, str]:
+    """``("sft", "Qwen/Qwen2.5-0.5B")`` for ``"sft:Qwen/Qwen2.5-0.5B"``; ``(None, model_id)`` for any other id."""
+    recipe, _, rest = model_id.partition(":")
+    return (recipe, rest) if recipe in RECIPES and rest else (None, model_id)
+
+
+def downloaded_id(model_id: str) -> str:
+    """The Hub (or tiny) model at the bottom of a recipe id: ``"rm:sft:X"`` → ``"X"``."""
+    recipe, rest = split_recipe(model_id)
+    return model_id if recipe is None else downloaded_id(rest)
 
 
 @dataclass(frozen=True)
@@ -19,7 +35,7 @@ class Profile:
     name: str
     description: str
     base_model: str  # the model SFT and LoRA start from
-    sft_model: str  # the instruction-tuned model the alignment lessons (06-09) start from
+    sft_model: str  # the course-tuned model the alignment lessons (06-10, 16) start from: lesson 02's recipe on base
     qlora_model: str  # the model QLoRA loads in 4 bits
     pretrain_size: str  # helpers.tiny.SIZES entry pretrained from scratch in lesson 01
     pretrain_steps: int
@@ -116,7 +132,9 @@ PROFILES = {
         name="t4",
         description="Colab/Kaggle T4 (15 GB): real Hub models",
         base_model="Qwen/Qwen2.5-0.5B",
-        sft_model="Qwen/Qwen2.5-0.5B-Instruct",
+        # lesson 02's recipe on the base model, trained once per runtime and cached (helpers.recipes): Qwen's own
+        # instruct model has never seen the course's invented countries or its one-word answers (near 0 exact match)
+        sft_model="sft:Qwen/Qwen2.5-0.5B",
         qlora_model="Qwen/Qwen2.5-1.5B",
         pretrain_size="small",
         pretrain_steps=1500,
@@ -140,7 +158,8 @@ PROFILES = {
         kl_coef=0.2,
         grpo_steps=200,
         grpo_lr=1e-6,
-        teacher_model="Qwen/Qwen2.5-1.5B-Instruct",
+        # the same recipe with a LoRA adapter, merged: full fine-tuning of 1.5B parameters with AdamW needs ~25 GB
+        teacher_model="sft-lora:Qwen/Qwen2.5-1.5B-Instruct",
         student_model="Qwen/Qwen2.5-0.5B",
         distill_steps=300,
         distill_lr=2e-5,
@@ -170,11 +189,12 @@ HUB_SHAPES["Qwen/Qwen2.5-1.5B-Instruct"] = dict(HUB_SHAPES["Qwen/Qwen2.5-1.5B"])
 
 
 def hub_ids(profile: str = "t4") -> list[str]:
-    """The Hub model ids a profile loads (its ``*_model`` fields that are not ``tiny:`` models).
+    """The Hub model ids a profile loads (its ``*_model`` fields that are not ``tiny:`` models; a recipe id's model).
 
     Introduced in 00_welcome.ipynb."""
     fields = asdict(PROFILES[profile])
-    return sorted({v for k, v in fields.items() if k.endswith("_model") and not v.startswith("tiny:")})
+    ids = {downloaded_id(v) for k, v in fields.items() if k.endswith("_model")}
+    return sorted(i for i in ids if not i.startswith("tiny:"))
 
 
 def resolve_profile(profile: str) -> str:

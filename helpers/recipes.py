@@ -18,9 +18,10 @@ from pathlib import Path
 from helpers import tiny
 from helpers.cache import atomic_save, cache_dir, entry_key, shared_seed
 from helpers.paths import DATA_DIR
-from helpers.profiles import PROFILES, Profile
+from helpers.profiles import PROFILES, Profile, downloaded_id, get_profile, split_recipe
 
 SHARED = ("base", "sft", "rm")  # the cached models lessons start from; the course runner builds them before any notebook
+ALIASES = {"tiny:sft": "sft:tiny:base", "tiny:rm": "rm:tiny:sft", "tiny:dpo": "dpo:tiny:sft"}
 
 
 def sft_args(output_dir: str, cfg: Profile, steps: int, lr: float, precision, seed: int = 0,
@@ -65,8 +66,11 @@ def _key(*parts, functions: tuple = (), split: str = "sft") -> str:
 
 
 def _entry(kind: str, model_id: str, *parts, functions: tuple = (), split: str = "sft") -> Path:
-    """The cache folder of recipe ``kind`` applied to ``model_id`` (its resolved folder and ``parts`` in the key)."""
-    key = _key(model_id, Path(resolve_model(model_id)).name, *parts, functions=functions, split=split)
+    """The cache folder of recipe ``kind`` applied to ``model_id`` (its resolved folder and ``parts`` in the key).
+
+    A Hub model's folder is its downloaded snapshot, named by its commit: a new revision, or a stand-in of it
+    (``helpers.standins``), is another entry, never the cached result of the other."""
+    key = _key(model_id, Path(resolve_model(model_id, local=True)).name, *parts, functions=functions, split=split)
     return cache_dir() / f"{kind}-{model_id.replace('/', '--').replace(':', '-')}-{key}"
 
 
@@ -97,33 +101,44 @@ def _save_trained(folder: Path, trainer, tok, start: float, **info) -> Path:
     return folder
 
 
-def sft_model(base_model: str, cfg: Profile, seed: int | None = None, progress: bool = True) -> Path:
+def sft_model(base_model: str, cfg: Profile, seed: int | None = None, progress: bool = True,
+              lora_r: int | None = None) -> Path:
     """Folder of ``base_model`` fine-tuned with lesson 02's recipe (``cfg.sft_steps`` at ``cfg.sft_lr``), cached.
 
     The first call trains (on the GPU when there is one) and saves model, tokenizer and ``build.json``
     (steps, losses, seconds); later calls return the folder. ``seed`` None: the course seed
-    (``helpers.cache.shared_seed``). Introduced in 03_lora_qlora.ipynb.
+    (``helpers.cache.shared_seed``). ``lora_r``: train a LoRA adapter of that rank on every linear layer at
+    ``cfg.lora_lr`` instead of all weights, then merge it (a model whose full fine-tuning does not fit the GPU).
+    On a T4 (estimated from FLOPs, not measured): ~3 min for Qwen2.5-0.5B, ~5 min with LoRA for 1.5B.
+    Introduced in 03_lora_qlora.ipynb.
     """
     from datasets import Dataset
+    from peft import LoraConfig
     from trl import SFTTrainer
 
     from helpers import data, environment, precision
 
     seed = shared_seed() if seed is None else seed
-    folder = _entry("sft", base_model, cfg.sft_steps, cfg.sft_lr, cfg.batch_size, cfg.seq_len, seed)
+    lora = () if lora_r is None else ("lora", lora_r, cfg.lora_lr)  # full fine-tuning keeps its cache key
+    folder = _entry("sft", base_model, cfg.sft_steps, cfg.sft_lr, cfg.batch_size, cfg.seq_len, seed, *lora)
     if (folder / "build.json").exists():
         return folder
     start = time.perf_counter()
     prec = precision.choose(environment.pick_device(verbose=False))
     model, tok = load_for_sft(base_model, dtype=prec.load_dtype)
     train = Dataset.from_list([{"messages": r["messages"]} for r in data.load_split("sft", "train")])
-    args = sft_args(tempfile.mkdtemp(prefix="course-sft-"), cfg, cfg.sft_steps, cfg.sft_lr, prec, seed,
+    lr = cfg.sft_lr if lora_r is None else cfg.lora_lr
+    args = sft_args(tempfile.mkdtemp(prefix="course-sft-"), cfg, cfg.sft_steps, lr, prec, seed,
                     disable_tqdm=not progress)
+    peft_config = None if lora_r is None else LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0,
+                                                         task_type="CAUSAL_LM", target_modules="all-linear")
     environment.set_seed(seed)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=peft_config)
     trainer.train()
-    return _save_trained(folder, trainer, tok, start, base_model=base_model, steps=cfg.sft_steps, lr=cfg.sft_lr,
-                         seed=seed, precision=prec.name)
+    if lora_r is not None:
+        trainer.model = trainer.model.merge_and_unload()
+    return _save_trained(folder, trainer, tok, start, base_model=base_model, steps=cfg.sft_steps, lr=lr,
+                         lora_r=lora_r, seed=seed, precision=prec.name)
 
 
 def reward_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progress: bool = True) -> Path:
@@ -202,24 +217,28 @@ def dpo_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progress
 
 
 def resolve_model(model_id: str, progress: bool = True, local: bool = False) -> str:
-    """Map a ``tiny:NAME`` id to the folder of the course's cached model, building it on first use; any other id
-    (Hub or path) passes through.
+    """Map a ``tiny:NAME`` or recipe id to the folder of the course's cached model, building it on first use; any
+    other id (Hub or path) passes through.
 
     ``tiny:base``, ``tiny:draft``, ``tiny:large`` are pretrained by ``helpers.tiny.model_path``; ``tiny:sft`` is
     ``tiny:base`` after lesson 02's fine-tuning (``sft_model``), ``tiny:rm`` a reward model trained from it with
     lesson 06's recipe (``reward_model``), ``tiny:dpo`` it after lesson 07's preference tuning, merged
     (``dpo_model``); these three are built with the course seed (``helpers.cache.shared_seed``: the lesson's
-    ``SEED``), each seed its own cache entry.
+    ``SEED``), each seed its own cache entry. They are aliases of the recipe ids ``sft:tiny:base``,
+    ``rm:tiny:sft``, ``dpo:tiny:sft``: ``RECIPE:ID`` (``helpers.profiles.RECIPES``) applies a recipe to any model with
+    the hyperparameters of its profile (``recipe_profile``), e.g. the t4 profile's ``sft:`` on its base model.
 
     ``local=True``: always a folder on this
     machine, a Hub id downloaded first (``huggingface_hub.snapshot_download``, cached), for tools that read files,
     not ids (llama.cpp's GGUF converter, lesson 12). Introduced in 02_sft.ipynb.
     """
-    recipe = {"tiny:sft": lambda: sft_model("tiny:base", PROFILES["tiny"], progress=progress),
-              "tiny:rm": lambda: reward_model("tiny:sft", PROFILES["tiny"], progress=progress),
-              "tiny:dpo": lambda: dpo_model("tiny:sft", PROFILES["tiny"], progress=progress)}.get(model_id)
+    model_id = ALIASES.get(model_id, model_id)
+    recipe, source = split_recipe(model_id)
     if recipe:
-        return str(recipe())
+        cfg = recipe_profile(source)
+        build = {"sft": sft_model, "rm": reward_model, "dpo": dpo_model,
+                 "sft-lora": lambda *a, **kw: sft_model(*a, **kw, lora_r=cfg.lora_r)}[recipe]
+        return str(build(source, cfg, progress=progress))
     if model_id.startswith("tiny:"):
         return str(tiny.model_path(model_id.split(":", 1)[1], progress=progress))
     if local and not Path(model_id).is_dir():
@@ -229,15 +248,34 @@ def resolve_model(model_id: str, progress: bool = True, local: bool = False) -> 
     return model_id
 
 
-def build_shared(names: tuple[str, ...] = SHARED) -> dict[str, float]:
-    """Build (or find in the cache) the shared tiny models with the course seed; returns the seconds each took.
+def recipe_profile(model_id: str) -> Profile:
+    """The profile whose hyperparameters a recipe uses on ``model_id``: ``tiny`` for the course's models, else
+    ``t4`` (step counts capped in a stand-in run, ``profiles.get_profile``)."""
+    return PROFILES["tiny"] if downloaded_id(model_id).startswith("tiny:") else get_profile("t4")
+
+
+def shared_ids(profile: str) -> dict[str, str]:
+    """The model each shared name (``SHARED`` and the syllabus' ``models``) means in ``profile``."""
+    cfg = PROFILES[profile]
+    return {"base": cfg.base_model, "sft": cfg.sft_model, "rm": f"rm:{cfg.sft_model}", "dpo": f"dpo:{cfg.sft_model}",
+            "teacher": cfg.teacher_model, "student": cfg.student_model, "large": cfg.inference_model,
+            "draft": cfg.draft_model}
+
+
+def build_shared(names: tuple[str, ...] = SHARED, profile: str = "tiny") -> dict[str, float]:
+    """Build (or find in the cache) the shared models of ``profile`` with the course seed; returns the seconds each
+    took. A Hub model is not downloaded here (``from_pretrained`` does it); recipes on it are trained.
 
     Called once by the course runner before notebooks run, so parallel lessons never build the same model
     twice at once. Introduced in 00_welcome.ipynb (for maintainers).
     """
+    ids = shared_ids(profile)
     seconds = {}
     for name in ("tokenizer", *names):
         start = time.perf_counter()
-        tiny.tokenizer_path() if name == "tokenizer" else resolve_model(f"tiny:{name}", progress=False)
+        if name == "tokenizer":
+            tiny.tokenizer_path()
+        elif ids[name].startswith("tiny:") or split_recipe(ids[name])[0]:
+            resolve_model(ids[name], progress=False)
         seconds[name] = round(time.perf_counter() - start, 1)
     return seconds

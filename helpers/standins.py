@@ -1,6 +1,6 @@
 """Stand-ins for Hub models: random-weight models of each ``t4`` Hub model's architecture, with the course
-tokenizer, saved in a Hugging Face cache folder *under the Hub ids* (``models--Qwen--Qwen2.5-0.5B/snapshots/...``).
-With ``HF_HUB_CACHE`` pointing there and ``HF_HUB_OFFLINE=1``, ``from_pretrained("Qwen/Qwen2.5-0.5B")`` and
+tokenizer, saved in a Hugging Face cache folder *under the Hub ids* (``models--ORG--NAME/snapshots/...``).
+With ``HF_HUB_CACHE`` pointing there and ``HF_HUB_OFFLINE=1``, ``from_pretrained("ORG/NAME")`` and
 ``snapshot_download`` find them exactly as they find a download on Colab: code that treats a Hub id differently
 from a folder runs as it would there. Accuracy on random weights is meaningless.
 

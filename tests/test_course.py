@@ -6,7 +6,9 @@ import sys
 import pytest
 
 from course import report, runner, syllabus, sync
+from helpers import profiles
 from helpers.paths import REPO_ROOT
+from helpers.profiles import downloaded_id, split_recipe
 
 
 def test_syllabus_is_consistent():
@@ -122,18 +124,34 @@ def test_prepare_builds_the_shared_models_and_those_the_lessons_name(monkeypatch
     from helpers import cache, recipes
 
     built = []
-    monkeypatch.setattr(recipes, "build_shared", lambda names: built.append((names, cache.shared_seed())) or {})
+    monkeypatch.setattr(recipes, "build_shared",
+                        lambda names, profile: built.append((names, cache.shared_seed(), profile)) or {})
     monkeypatch.setenv(cache.SEED_VARIABLE, "0")
     lessons = syllabus.load().lessons
     assert lessons["11"].models == ("large",)
     runner.prepare("tiny", [lessons["02"], lessons["11"], lessons["11"]])
-    assert built == [((*recipes.SHARED, "large"), 0)], "each extra model once, after the shared ones"
+    assert built == [((*recipes.SHARED, "large"), 0, "tiny")], "each extra model once, after the shared ones"
     runner.prepare("tiny", [lessons["02"]], seed=3)
-    assert built[-1] == (recipes.SHARED, 3), "the lessons' SEED builds the shared models (and the kernels inherit it)"
+    assert built[-1] == (recipes.SHARED, 3, "tiny"), "the lessons' SEED builds the shared models (kernels inherit it)"
     runner.prepare("t4", [lessons["11"]])
-    assert len(built) == 2, "the t4 profile loads Hub models: nothing to build"
+    assert built[-1] == ((*recipes.SHARED, "large"), 0, "t4"), "the t4 profile's recipes are trained before too"
     runner.prepare("auto", [lessons["02"]])  # no CUDA here: auto is tiny, built once before the kernels start
-    assert len(built) == 3
+    assert built[-1] == (recipes.SHARED, 0, "tiny")
+
+
+def test_shared_names_mean_recipes_on_each_profiles_models():
+    from helpers import recipes
+
+    tiny, t4 = recipes.shared_ids("tiny"), recipes.shared_ids("t4")
+    assert set(tiny) == set(t4) and set(recipes.SHARED) <= set(tiny)
+    assert [recipes.ALIASES.get(tiny[n], tiny[n]) for n in ("sft", "rm", "dpo")] == \
+        ["sft:tiny:base", "rm:tiny:sft", "dpo:tiny:sft"]  # the tiny recipe ids and their old names: one cache entry
+    assert recipes.ALIASES["tiny:sft"] == f"sft:{tiny['base']}"
+    assert t4["sft"] == f"sft:{t4['base']}", "the t4 SFT model is lesson 02's recipe on the t4 base, as on tiny"
+    assert t4["rm"] == f"rm:{t4['sft']}" and t4["dpo"] == f"dpo:{t4['sft']}"
+    assert all(name in tiny for lesson in syllabus.load().lessons.values() for name in lesson.models)
+    assert split_recipe(t4["teacher"]) == ("sft-lora", profiles.PROFILES["t4"].inference_model)
+    assert split_recipe("tiny:base") == (None, "tiny:base") and downloaded_id("rm:sft:org/x") == "org/x"
 
 
 def test_executing_a_lesson_leaves_the_callers_environment_as_it_was(monkeypatch, tmp_path):
