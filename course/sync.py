@@ -61,10 +61,10 @@ def colab_readme(syl: Syllabus) -> str:
         "llama-cpp-python (~10 min, once per runtime). With a GPU, `PROFILE = \"auto\"` picks the `t4` profile",
         "(Hub models from `helpers/profiles.py`); without one, `tiny`. Precision follows the GPU",
         "(`helpers/precision.py`): fp16 mixed precision on a T4, bf16 on newer GPUs.",
-        ("What each lesson needs on a T4 is measured in [t4-budget.md](t4-budget.md)."
-                          if (REPO_ROOT / "colab" / "t4-budget.md").exists() else
-                          "`make gpu-check` on a CUDA machine measures what each lesson needs on a T4 "
-                          "(`colab/t4-budget.md`)."), "",
+        "What each lesson needs on a T4, estimated from its models and, where `make gpu-check` ran on a GPU,",
+        "measured: [t4-budget.md](t4-budget.md). Shared models the `t4` profile trains (lesson 02's SFT recipe on",
+        "Qwen2.5-0.5B, the reward and DPO models from it, lesson 05's teacher) are cached in `/kaggle/working` on",
+        "Kaggle and in a Drive you mounted in Colab, so a new runtime does not train them again.", "",
         f"The badges and the clone point at `{syl.repo}` (branch `{syl.branch}`). A fork runs "
         "`python -m course set-repo OWNER/NAME` and commits the result.", ""])
 
@@ -131,8 +131,12 @@ def _sync_notebook(path: Path, syl: Syllabus) -> str:
 
 
 def sync(syl: Syllabus, check: bool = False, root: Path = REPO_ROOT) -> list[Path]:
-    """Regenerate the badges, install cells and colab/README.md; returns the files that changed (or would)."""
-    targets = {root / "colab" / "README.md": colab_readme(syl), root / "colab" / "requires.json": pinned_requires()}
+    """Regenerate the badges, install cells, colab/README.md and the T4 budget table (estimates, and measurements
+    where gpu-check made them); returns the files that changed (or would)."""
+    from course import gpucheck
+
+    targets = {root / "colab" / "README.md": colab_readme(syl), root / "colab" / "requires.json": pinned_requires(),
+               root / "colab" / "t4-budget.md": gpucheck.render(gpucheck.measured_rows(root / "colab" / "t4-budget.json"))}
     for lesson in syl.lessons.values():
         path = root / "notebooks" / f"{lesson.stem}.ipynb"
         if path.exists():
