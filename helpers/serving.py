@@ -191,6 +191,8 @@ def _serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-model-len", type=int, default=None,
                         help="context length served (vLLM's flag; default: the model's, at most 2048, as the lesson "
                              "gives vLLM): the KV cache holds --max-num-seqs requests of this length")
+    parser.add_argument("--dtype", default="auto",
+                        help="torch dtype of the weights (vLLM's flag): 'auto' keeps the checkpoint's; a T4 needs float16")
     parser.add_argument("--device", default="cpu", help="where the model runs: cpu (the lesson's tiny profile), cuda")
     args = parser.parse_args(argv)
 
@@ -232,7 +234,7 @@ def _serve(argv: list[str] | None = None) -> None:
     # sizes it from free memory: on a CPU, from the machine's RAM (gigabytes, and ~10 s at the first request).
     blocks = math.ceil(args.max_num_seqs * max_model_len / PAGE_SIZE)
     Serve(force_model=engine_name, continuous_batching=args.max_num_seqs > 1, cb_num_blocks=blocks,
-          device=args.device, dtype="auto", host=args.host, port=args.port, log_level="error")
+          device=args.device, dtype=args.dtype, host=args.host, port=args.port, log_level="error")
 
 
 # ---- the notebook's side: start, wait, load, stop ----
@@ -350,25 +352,69 @@ def error_message(payload: dict) -> str:
     return str(error or payload.get("message") or payload.get("detail") or payload)
 
 
+VLLM_MIN_CAPABILITY = (8, 0)
+
+
+def default_engine(device: str, capability: tuple[int, int] | None = None) -> tuple[str, str]:
+    """``(engine, why)`` for lesson 14's ``ENGINE = "auto"``: vLLM on a GPU of compute capability 8.0 or more,
+    else the course's transformers server (on the GPU when there is one).
+
+    Below 8.0 (a T4 is 7.5, Kaggle's P100 6.0) recent vLLM releases are reported failing (vLLM 0.15.1 on a Colab
+    T4: its CUTLASS DSL compiler rejects sm_75, microsoft/fara#57; projects serving on Colab now gate vLLM on sm >=
+    8.0, Open-Athena/MarinFold#115). Not verified on a T4 here. Introduced in 14_serving.ipynb."""
+    if device != "cuda":
+        return "transformers", "no GPU: vLLM has no CPU wheel"
+    if capability is None:
+        import torch
+
+        capability = torch.cuda.get_device_capability()
+    if tuple(capability) >= VLLM_MIN_CAPABILITY:
+        return "vllm", f"compute capability {capability[0]}.{capability[1]}"
+    return "transformers", (f"compute capability {capability[0]}.{capability[1]} < 8.0: recent vLLM releases are "
+                            "reported failing on it, so the course's server runs on the GPU instead")
+
+
+def driver_cuda_major() -> int | None:
+    """The CUDA major version the NVIDIA driver supports (``nvidia-smi``'s "CUDA Version"), or None."""
+    import re
+    import shutil
+
+    if not shutil.which("nvidia-smi"):
+        return None
+    out = subprocess.run(["nvidia-smi"], capture_output=True, text=True).stdout
+    found = re.search(r"CUDA Version:\s*(\d+)\.", out)
+    return int(found.group(1)) if found else None
+
+
+def vllm_requirement(version: str, cuda_major: int | None) -> list[str]:
+    """pip arguments for ``vllm==version`` built for the driver: PyPI's wheels target CUDA 13, which a CUDA 12
+    driver (Colab's, most of Kaggle's) cannot load (``libcudart.so.13``); vLLM publishes CUDA 12.9 builds on its own
+    index, which also run on CUDA 13 drivers."""
+    if cuda_major is not None and cuda_major < 13:
+        return [f"vllm=={version}+cu129", "--extra-index-url", f"https://wheels.vllm.ai/{version}/cu129/"]
+    return [f"vllm=={version}"]
+
+
 def install_vllm(version: str) -> str:
     """The ``vllm`` command of a virtual environment of its own with ``vllm==version`` (created once, in the
-    course cache): vLLM wheels pin their own torch, which must not replace the notebook's.
-    Introduced in 14_serving.ipynb; GPU only."""
+    course cache; the build for the driver's CUDA, ``vllm_requirement``): vLLM wheels pin their own torch, which
+    must not replace the notebook's. Introduced in 14_serving.ipynb; GPU only."""
     import shutil
 
     from helpers import paths
 
     env = paths.cache_dir() / f"vllm-{version}"
     exe = env / "bin" / "vllm"
+    requirement = vllm_requirement(version, driver_cuda_major())
     if not exe.exists():
+        print(f"installing {' '.join(requirement)} into {env} (several minutes, once)", flush=True)
         if shutil.which("uv"):  # Colab and Kaggle have uv: much faster, and needs no ensurepip
             subprocess.run(["uv", "venv", "--quiet", "--seed", str(env)], check=True)
-            subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(env / "bin" / "python"),
-                            f"vllm=={version}"], check=True)
+            subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(env / "bin" / "python"), *requirement],
+                           check=True)
         else:
             subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
-            subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", f"vllm=={version}"],
-                           check=True)
+            subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", *requirement], check=True)
     return str(exe)
 
 

@@ -159,3 +159,14 @@ def test_a_huge_body_gets_413_whatever_its_content_length_says():
     for length in (None, 100):  # told, or lied about: counted as it arrives, and read to its end
         status, reply = call("/v1/chat/completions", huge.encode(), "k1", length)
         assert status == 413 and reply["error"]["code"] == "body_too_large"
+
+
+def test_vllm_only_where_it_is_reported_to_run_and_built_for_the_driver():
+    assert serving.default_engine("cpu")[0] == "transformers"
+    engine, why = serving.default_engine("cuda", (7, 5))  # a T4
+    assert engine == "transformers" and "7.5 < 8.0" in why
+    assert serving.default_engine("cuda", (6, 0))[0] == "transformers"  # Kaggle's P100
+    assert serving.default_engine("cuda", (8, 9))[0] == "vllm"  # an L4
+    assert serving.vllm_requirement("0.33.0", 12) == [
+        "vllm==0.33.0+cu129", "--extra-index-url", "https://wheels.vllm.ai/0.33.0/cu129/"]  # Colab's CUDA 12 driver
+    assert serving.vllm_requirement("0.33.0", 13) == serving.vllm_requirement("0.33.0", None) == ["vllm==0.33.0"]
