@@ -98,8 +98,10 @@ def test_llama_cpp_is_built_with_the_same_flags_everywhere():
 
 def unmet(plan, wanted, installed):
     """The requirements of the wanted packages that the environment after ``plan`` would not meet (what pip's
-    resolver would refuse, for the packages whose versions are known here)."""
-    after = dict(installed)
+    resolver would refuse, for the packages whose versions are known here). An installed package that the plan
+    neither pins nor holds by a constraint is one pip upgrades when a requirement needs it ("only if needed")."""
+    held = {install["canonical"](Requirement(spec).name) for spec in plan.constraints}
+    after = {name: version for name, version in installed.items() if install["canonical"](name) in held}
     for spec in plan.install:
         req = Requirement(spec)
         pinned = str(req.specifier).startswith("==")
