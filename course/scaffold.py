@@ -8,7 +8,11 @@ It writes the four places a lesson lives in, each with what the conventions requ
   then ``course sync`` fills in the generated cells;
 - ``course/claims.py``: ``lesson_NN`` with one claim that fails until the lesson's own claims replace it, so the
   suite fails on the new lesson until it asserts what it teaches (a lesson cannot pass on "it ran");
-- ``helpers/exercises.py``: one exercise to replace, so the exercises cell checks something from the start.
+- ``helpers/exercises.py``: one exercise to replace, so the exercises cell checks something from the start;
+- ``tests/lessons/test_NN.py``: the lesson's own test file (its claims; ``pytest tests/lessons/test_NN.py`` runs
+  the lesson alone), where tests of this lesson only go.
+
+Then the lesson's T4 estimate: what it holds at once, in ``course/budget.py``'s ``PHASES`` (a test asks for it).
 
 The notebook passes the hygiene tests as written; fill in the sections, then run ``make test``.
 """
@@ -111,5 +115,14 @@ def new_lesson(number: str, slug: str, title: str, root: Path = REPO_ROOT) -> li
     if exercises_text.count(after) != 1:
         raise SystemExit(f"{exercises}: expected def solution( right after the lessons' exercises")
     exercises.write_text(exercises_text.replace(after, _exercise_stub(number).rstrip("\n") + after))
+    test_file = root / "tests" / "lessons" / f"test_{number}.py"
+    test_file.parent.mkdir(parents=True, exist_ok=True)
+    test_file.write_text(lesson_test(number, title))
     sync(syllabus_module.load(syllabus_file), root=root)
-    return [syllabus_file, notebook, claims, exercises]
+    return [syllabus_file, notebook, claims, exercises, test_file]
+
+
+def lesson_test(number: str, title: str) -> str:
+    """The text of ``tests/lessons/test_NN.py``: the lesson's claims (tests/lessons/conftest.py runs the lesson)."""
+    return (f'"""Lesson {number} · {title}: `pytest tests/lessons/test_{number}.py` runs it alone."""\n\n\n'
+            "def test_claims(claims_failed):\n    assert not claims_failed\n")

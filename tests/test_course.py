@@ -229,5 +229,7 @@ def test_course_new_scaffolds_a_lesson_that_passes_hygiene_and_fails_its_claim_s
     assert [c.name for c in claims.failures("97", {})] == ["the lesson's claims are written"]
     exercises = load("scaffolded_exercises", "helpers/exercises.py")
     assert exercises.check("97.example", 4, x=2) is True
+    test_file = tmp_path / "tests" / "lessons" / "test_97.py"
+    assert test_file in written and "def test_claims(claims_failed):" in test_file.read_text()
     with pytest.raises(SystemExit, match="exists"):
         scaffold.new_lesson("97", "again", "Again", root=tmp_path)

@@ -1,52 +1,29 @@
-"""Execute every ready notebook headless (tiny profile, via the course runner) and assert what each lesson measured."""
+"""What the whole path's run shows across lessons (tiny profile, via the course runner; the `run` fixture is in
+tests/conftest.py). Each lesson's own claims are asserted in tests/lessons/test_NN.py."""
 
 import json
-import os
 
-import pytest
-
-from course import claims, report, runner, syllabus
-
-# Notebooks at once, one torch thread each. Measured on 2 cores, warm cache: 2 at once 313 s, one at a time 390 s,
-# with identical metrics (the closing note of issue 6).
-JOBS = int(os.environ.get("COURSE_TEST_JOBS", "2"))
+from course import claims, syllabus
+from helpers.paths import REPO_ROOT
 
 
-@pytest.fixture(scope="session")
-def run(tmp_path_factory):
-    syl = syllabus.load()
-    run_dir = runner.run_path(syl, "complete", "tiny", out_root=tmp_path_factory.mktemp("runs"), jobs=JOBS)
-    report.write_report(run_dir)
-    summary = json.loads((run_dir / "run.json").read_text())
-    return {r["number"]: r for r in summary["lessons"]}, run_dir
-
-
-def lesson(run, number):
-    records, run_dir = run
-    record = records[number]
-    assert record["status"] == "ok", f"{record['stem']} failed: {record['error']}\n{(run_dir / 'report.md').read_text()}"
-    return record["metrics"]
-
-
-@pytest.mark.parametrize("number", sorted(claims.CLAIMS))
-def test_lesson_claims(run, number):
-    # what each lesson claims, written once in course/claims.py (the matrix command checks the same claims);
-    # test_every_ready_lesson_has_claims keeps these numbers equal to the ready lessons
-    failed = claims.failures(number, lesson(run, number))
-    assert not failed, "\n".join(map(str, failed))
-
-
-def test_lesson_02_trains_the_model_the_later_lessons_start_from(run):
+def test_lesson_02_trains_the_model_the_later_lessons_start_from(metrics_of):
     # tiny:sft is recipes.sft_model, cached and keyed by the recipe's source; lesson 02 writes the same recipe in its
     # cells (the code the lesson is about stays visible). Lesson 03 scores the recipe's model on the same test rows
     # with the same SEED: the two must be one model, or the recipe has drifted from lesson 02 (issue 23)
-    m02, m03 = lesson(run, "02"), lesson(run, "03")
+    m02, m03 = metrics_of("02"), metrics_of("03")
     assert (m02["accuracy_after"], m02["per_task_after"]) == (m03["full_accuracy"], m03["full_per_task"])
 
 
-def test_every_ready_lesson_has_claims():
+def test_every_ready_lesson_has_claims_and_its_own_test_file():
+    # `pytest tests/lessons/test_NN.py` runs lesson NN alone and asserts its claims (tests/lessons/conftest.py)
     syl = syllabus.load()
-    assert sorted(n for n, lesson in syl.lessons.items() if lesson.status == "ready") == sorted(claims.CLAIMS)
+    ready = sorted(n for n, lesson in syl.lessons.items() if lesson.status == "ready")
+    assert ready == sorted(claims.CLAIMS)
+    files = sorted(p.stem.removeprefix("test_") for p in (REPO_ROOT / "tests" / "lessons").glob("test_*.py"))
+    assert files == ready
+    for number in ready:
+        assert "def test_claims(claims_failed):" in (REPO_ROOT / "tests" / "lessons" / f"test_{number}.py").read_text()
 
 
 def test_every_ready_lesson_ran_and_planned_were_skipped(run):

@@ -1,0 +1,5 @@
+"""Lesson 05 · Knowledge distillation: teacher to student: `pytest tests/lessons/test_05.py` runs it alone."""
+
+
+def test_claims(claims_failed):
+    assert not claims_failed

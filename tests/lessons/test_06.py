@@ -1,0 +1,5 @@
+"""Lesson 06 · Reward models from preferences: `pytest tests/lessons/test_06.py` runs it alone."""
+
+
+def test_claims(claims_failed):
+    assert not claims_failed

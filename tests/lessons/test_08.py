@@ -1,0 +1,5 @@
+"""Lesson 08 · RLHF with PPO: `pytest tests/lessons/test_08.py` runs it alone."""
+
+
+def test_claims(claims_failed):
+    assert not claims_failed

@@ -1,0 +1,5 @@
+"""Lesson 12 · Quantization: int8, NF4, GGUF: `pytest tests/lessons/test_12.py` runs it alone."""
+
+
+def test_claims(claims_failed):
+    assert not claims_failed

@@ -1,0 +1,5 @@
+"""Lesson 14 · Serving: an OpenAI-compatible API: `pytest tests/lessons/test_14.py` runs it alone."""
+
+
+def test_claims(claims_failed):
+    assert not claims_failed
