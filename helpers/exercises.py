@@ -229,6 +229,25 @@ def _keep_half(keep, shares, sweep, pruned, baseline):
                    "neurons with the largest importance")
 
 
+def _n_boot(n_boot, intervals, recompute):
+    again = recompute(2000)  # the lesson's default, from the same rows and seed
+    pairs = [(name, task, intervals[name][task], again[name][task]) for name in intervals for task in intervals[name]]
+    moved = max(pairs, key=lambda p: max(abs(p[2][1] - p[3][1]), abs(p[2][2] - p[3][2])))
+    shift = max(abs(moved[2][1] - moved[3][1]), abs(moved[2][2] - moved[3][2]))
+    same_means = all(a[0] == b[0] for _, _, a, b in pairs)
+    narrow = all(b[2] - b[1] == 0 or max(abs(a[1] - b[1]), abs(a[2] - b[2])) < b[2] - b[1] for _, _, a, b in pairs)
+    if same_means and narrow:
+        return True, (f"every mean is unchanged (the same rows: resampling never moves the estimate) and the "
+                      f"intervals' ends moved by at most {shift:.3f} ({moved[0]}, {moved[1]}: {moved[3][1]:.3f}-"
+                      f"{moved[3][2]:.3f} with 2000 resamples, {moved[2][1]:.3f}-{moved[2][2]:.3f} with {n_boot}): a "
+                      "percentile read from fewer resamples is noisier, about as 1/sqrt(resamples), but the "
+                      "interval's width comes from the data")
+    return False, ("the means should not move with the number of resamples, and the ends only by a fraction of the "
+                   f"interval's width; the largest move was {shift:.3f} ({moved[0]}, {moved[1]})")
+
+
+rerun_exercise("10.n_boot", lambda n_boot, **_: n_boot != 2000, _n_boot,
+               "set N_BOOT = 200 in the parameters cell and run the notebook again")
 rerun_exercise("05.alpha_one", lambda alpha, results: alpha == 1.0, _alpha_one,
                "set ALPHA = 1.0 in the parameters cell and run the notebook again")
 rerun_exercise("16.keep_half", lambda keep, **_: keep == 0.5, _keep_half,

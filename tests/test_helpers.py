@@ -405,3 +405,13 @@ def test_run_again_exercises_wait_for_the_rerun_and_check_its_outcome(capsys):
     assert exercises.check_rerun("16.keep_half", keep=0.5, pruned=sweep[2], **kw) is False
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("16.keep_half: ✅"))
     assert "perplexity x1.05" in line  # 1.15 / 1.1, from the rerun's own numbers
+    from helpers.evaluation import bootstrap_ci
+
+    hits = {"SFT": [1, 0, 1, 1, 0, 1, 1, 1] * 10, "base": [0, 0, 1, 0, 0, 1, 0, 0] * 10}
+    def recompute(n):
+        return {name: {"all": bootstrap_ci(h, n, seed=0)} for name, h in hits.items()}
+
+    assert exercises.check_rerun("10.n_boot", n_boot=2000, intervals=recompute(2000), recompute=recompute) is None
+    assert exercises.check_rerun("10.n_boot", n_boot=200, intervals=recompute(200), recompute=recompute) is True
+    shifted = {name: {"all": (ci[0] + 0.1, *ci[1:])} for name, per in recompute(200).items() for ci in per.values()}
+    assert exercises.check_rerun("10.n_boot", n_boot=200, intervals=shifted, recompute=recompute) is False
