@@ -394,6 +394,10 @@ def lesson_14(m, c: Claims):
     c.lt("one at a time gain", m["one_at_a_time_gain"], 1.5, "the gain comes from batching, not from overlap")
     tokens = {k: r["tokens"] for k, r in m["batched"].items()}
     c.true("same work at every level", len(set(tokens.values())) == 1 and min(tokens.values()) > 16 * 16)
+    c.true("llama.cpp's server: same API, key checked", m["llama_cpp_models"] == ["tiny:large"]
+           and m["llama_cpp_completion_tokens"] > 0 and m["llama_cpp_wrong_key_status"] == 401)
+    c.eq("llama.cpp load test: every request answered", m["llama_cpp_single"]["requests"],
+         m["transformers_single"]["requests"])
     c.true("no server left", not m["left_running"] and not m["port_open"])
 
 

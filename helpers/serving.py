@@ -251,8 +251,9 @@ class Server:
     """A server process started by :func:`launch`: ``url``, ``log`` (its output file), ``wait_healthy()``,
     ``stop()``, ``alive()``. Introduced in 14_serving.ipynb."""
 
-    def __init__(self, command: list[str], port: int, log: Path, env: dict | None = None):
-        self.command, self.port, self.log = command, port, Path(log)
+    def __init__(self, command: list[str], port: int, log: Path, env: dict | None = None,
+                 health_path: str = "/health"):
+        self.command, self.port, self.log, self.health_path = command, port, Path(log), health_path
         self.url = f"http://127.0.0.1:{port}"
         self._log_file = self.log.open("w")
         self.process = processes.start(command, self._log_file, env)  # its own process group
@@ -262,8 +263,8 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def wait_healthy(self, timeout: float = 600.0) -> float:
-        """Poll ``GET /health`` until it answers 200; the seconds it took. Raises with the server's log if the
-        process exits or ``timeout`` passes."""
+        """Poll ``GET /health`` (``health_path``) until it answers 200; the seconds it took. Raises with the server's
+        log if the process exits or ``timeout`` passes."""
         start = time.perf_counter()
         while time.perf_counter() - start < timeout:
             if self.process.poll() is not None:
@@ -273,14 +274,15 @@ class Server:
                 return time.perf_counter() - start
             time.sleep(0.5)
         self.stop()
-        raise TimeoutError(f"no healthy answer from {self.url}/health in {timeout:.0f} s. Log:\n{self.log_tail()}")
+        raise TimeoutError(f"no healthy answer from {self.url}{self.health_path} in {timeout:.0f} s. "
+                           f"Log:\n{self.log_tail()}")
 
     def health(self, timeout: float = 5) -> tuple[int, dict]:
         """One ``GET /health``: (HTTP status, JSON body), (0, {}) when nothing answers. What a supervisor (a
         Kubernetes liveness probe, systemd's watchdog) polls, restarting the process on anything but 200:
         transformers serve answers 503 ``cb_worker_dead`` once its continuous-batching worker has died."""
         try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=timeout) as reply:
+            with urllib.request.urlopen(f"{self.url}{self.health_path}", timeout=timeout) as reply:
                 status, raw = reply.status, reply.read()
         except urllib.error.HTTPError as error:
             status, raw = error.code, error.read()
@@ -303,9 +305,11 @@ class Server:
         return processes.alive(self.process)
 
 
-def launch(command: list[str], port: int, log: str | Path | None = None, env: dict | None = None) -> Server:
+def launch(command: list[str], port: int, log: str | Path | None = None, env: dict | None = None,
+           health_path: str = "/health") -> Server:
     """Start ``command`` (a server listening on ``port``) in its own process group, its output in ``log``
-    (default: ``server-PORT.log`` in the lesson's output folder).
+    (default: ``server-PORT.log`` in the lesson's output folder). ``health_path``: what answers 200 once it serves
+    (llama.cpp's Python server has no ``/health``: its API page, ``/docs``).
 
     Introduced in 14_serving.ipynb. Call ``wait_healthy()`` before the first request and ``stop()`` at the end;
     the server is also stopped when the kernel exits.
@@ -316,7 +320,7 @@ def launch(command: list[str], port: int, log: str | Path | None = None, env: di
     # the course's folder on the server's import path: on Colab/Kaggle the notebook put it on sys.path, which a
     # child process does not inherit (``python -m helpers.serving`` failed there with ModuleNotFoundError)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(paths.REPO_ROOT), env.get("PYTHONPATH")) if p)
-    return Server(command, port, log or paths.output_dir() / f"server-{port}.log", env)
+    return Server(command, port, log or paths.output_dir() / f"server-{port}.log", env, health_path)
 
 
 def listening(port: int) -> bool:
