@@ -63,8 +63,9 @@ def colab_readme(syl: Syllabus) -> str:
         "(`helpers/precision.py`): fp16 mixed precision on a T4, bf16 on newer GPUs.",
         "What each lesson needs on a T4, estimated from its models and, where `make gpu-check` ran on a GPU,",
         "measured: [t4-budget.md](t4-budget.md). Shared models the `t4` profile trains (lesson 02's SFT recipe on",
-        "Qwen2.5-0.5B, the reward and DPO models from it, lesson 05's teacher) are cached in `/kaggle/working` on",
-        "Kaggle and in a Drive you mounted in Colab, so a new runtime does not train them again.", "",
+        "Qwen2.5-0.5B, the reward and DPO models from it, lesson 05's teacher: ~12 GB) are cached in `/kaggle/working`",
+        "on Kaggle; in Colab they last as long as the runtime, unless you mount Drive and set",
+        "`os.environ[\"COURSE_CACHE\"] = \"/content/drive/MyDrive/llm-course-cache\"` before the setup cell.", "",
         f"The badges and the clone point at `{syl.repo}` (branch `{syl.branch}`). A fork runs "
         "`python -m course set-repo OWNER/NAME` and commits the result.", ""])
 

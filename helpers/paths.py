@@ -13,16 +13,16 @@ DATA_DIR = REPO_ROOT / "data"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 
-# Folders that outlive a hosted runtime, first found wins: Kaggle keeps /kaggle/working as the notebook's output,
-# and a Google Drive the learner mounted in Colab stays after the runtime is recycled (the course never mounts it:
-# mounting asks for a login).
-PERSISTENT_ROOTS = (Path("/kaggle/working"), Path("/content/drive/MyDrive"))
+# A folder that outlives a hosted runtime: Kaggle keeps /kaggle/working as the notebook's output (up to 20 GB). Colab
+# has none by default; a learner who mounted Drive sets COURSE_CACHE=/content/drive/MyDrive/llm-course-cache
+# (the t4 shared models take ~12 GB in fp32, most of a free Drive: the course never puts them there unasked).
+PERSISTENT_ROOTS = (Path("/kaggle/working"),)
 
 
 def cache_dir() -> Path:
-    """Folder for the models the course builds and caches: ``$COURSE_CACHE``; else, on Kaggle or in a Colab with
-    Drive mounted, ``llm-course-cache`` there (it survives the runtime: the t4 SFT, reward and DPO models are
-    trained once); else ``~/.cache/llm-course``.
+    """Folder for the models the course builds and caches: ``$COURSE_CACHE``; else, on Kaggle, ``llm-course-cache``
+    in its working folder (it survives the session: the t4 SFT, reward and DPO models are trained once); else
+    ``~/.cache/llm-course``.
 
     Introduced in 00_welcome.ipynb.
     """

@@ -415,3 +415,18 @@ def test_run_again_exercises_wait_for_the_rerun_and_check_its_outcome(capsys):
     assert exercises.check_rerun("10.n_boot", n_boot=200, intervals=recompute(200), recompute=recompute) is True
     shifted = {name: {"all": (ci[0] + 0.1, *ci[1:])} for name, per in recompute(200).items() for ci in per.values()}
     assert exercises.check_rerun("10.n_boot", n_boot=200, intervals=shifted, recompute=recompute) is False
+
+
+def test_cache_dir_survives_a_kaggle_session_unless_told_otherwise(tmp_path, monkeypatch):
+    from helpers import paths
+
+    kaggle = tmp_path / "kaggle" / "working"
+    kaggle.mkdir(parents=True)
+    monkeypatch.setattr(paths, "PERSISTENT_ROOTS", (kaggle, tmp_path / "absent"))
+    monkeypatch.delenv("COURSE_CACHE", raising=False)
+    assert paths.cache_dir() == kaggle / "llm-course-cache"
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "mine"))
+    assert paths.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("COURSE_CACHE")
+    monkeypatch.setattr(paths, "PERSISTENT_ROOTS", (tmp_path / "absent",))
+    assert paths.cache_dir() == paths.Path.home() / ".cache" / "llm-course"
