@@ -39,10 +39,11 @@ def sft_args(output_dir: str, cfg: Profile, steps: int, lr: float, precision, se
                      **precision.trainer_args, **overrides)
 
 
-def load_for_sft(model_id: str, **kwargs):
-    """(model, tokenizer) for fine-tuning: the course chat template (with generation markers) and a pad token.
-
-    Introduced in 03_lora_qlora.ipynb.
+def load_model(model_id: str, **kwargs):
+    """(model, tokenizer) of any model id the course knows (``resolve_model``: tiny, recipe or Hub), for training
+    or inference: ``kwargs`` go to ``from_pretrained`` (``dtype``, ``quantization_config``, ...); the tokenizer has
+    the course chat template where the model's lacks generation markers (TRL's assistant-only loss needs them),
+    and a pad token. Introduced in 03_lora_qlora.ipynb.
     """
     from transformers import AutoModelForCausalLM
 
@@ -50,7 +51,7 @@ def load_for_sft(model_id: str, **kwargs):
 
 
 def load_tokenizer(model_id: str):
-    """The tokenizer of ``load_for_sft`` alone (course chat template, pad token), without loading the weights."""
+    """The tokenizer of ``load_model`` alone (course chat template, pad token), without loading the weights."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(resolve_model(model_id))
@@ -61,7 +62,7 @@ def load_tokenizer(model_id: str):
 
 
 def _key(*parts, functions: tuple = (), split: str = "sft") -> str:
-    return entry_key((sft_args, load_for_sft, load_tokenizer, sft_model, _save_trained, _entry, *functions),
+    return entry_key((sft_args, load_model, load_tokenizer, sft_model, _save_trained, _entry, *functions),
                      files=(DATA_DIR / split / "train.jsonl",), parts=(parts,))
 
 
@@ -125,7 +126,7 @@ def sft_model(base_model: str, cfg: Profile, seed: int | None = None, progress: 
         return folder
     start = time.perf_counter()
     prec = precision.choose(environment.pick_device(verbose=False))
-    model, tok = load_for_sft(base_model, dtype=prec.load_dtype)
+    model, tok = load_model(base_model, dtype=prec.load_dtype)
     train = Dataset.from_list([{"messages": r["messages"]} for r in data.load_split("sft", "train")])
     lr = cfg.sft_lr if lora_r is None else cfg.lora_lr
     args = sft_args(tempfile.mkdtemp(prefix="course-sft-"), cfg, cfg.sft_steps, lr, prec, seed,
@@ -199,7 +200,7 @@ def dpo_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progress
         return folder
     start = time.perf_counter()
     prec = precision.choose(environment.pick_device(verbose=False))
-    model, tok = load_for_sft(sft_model_id, dtype=prec.load_dtype)
+    model, tok = load_model(sft_model_id, dtype=prec.load_dtype)
     args = DPOConfig(output_dir=tempfile.mkdtemp(prefix="course-dpo-"), max_steps=cfg.dpo_steps,
                      learning_rate=cfg.dpo_lr, beta=cfg.dpo_beta, per_device_train_batch_size=cfg.batch_size,
                      max_length=cfg.seq_len, lr_scheduler_type="cosine", warmup_steps=10,
