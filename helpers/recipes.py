@@ -239,7 +239,11 @@ def resolve_model(model_id: str, progress: bool = True, local: bool = False) -> 
         cfg = recipe_profile(source)
         build = {"sft": sft_model, "rm": reward_model, "dpo": dpo_model,
                  "sft-lora": lambda *a, **kw: sft_model(*a, **kw, lora_r=cfg.lora_r)}[recipe]
-        return str(build(source, cfg, progress=progress))
+        folder = str(build(source, cfg, progress=progress))
+        from helpers import environment
+
+        environment.free_memory(environment.pick_device(verbose=False))  # a build's trainer leaves GPU blocks cached
+        return folder
     if model_id.startswith("tiny:"):
         return str(tiny.model_path(model_id.split(":", 1)[1], progress=progress))
     if local and not Path(model_id).is_dir():
