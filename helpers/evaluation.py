@@ -105,7 +105,7 @@ def _by_task(hits: dict[str, list[bool]]) -> dict:
 
 @torch.no_grad()
 def perplexity(model, rows: torch.Tensor, batch_size: int = 32) -> float:
-    """Perplexity of a causal LM on packed token rows (``helpers.tiny.pack_corpus``).
+    """Perplexity of a causal LM on packed token rows (``helpers.training.pack_corpus``).
 
     Introduced in 01_tokenizer_and_pretraining.ipynb.
     """

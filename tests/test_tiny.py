@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from helpers import cache, data, evaluation, recipes, tiny
+from helpers import cache, data, evaluation, recipes, tiny, training
 
 
 def test_tokenizer_roundtrip_specials_and_chat_template():
@@ -56,7 +56,7 @@ def test_base_model_loads_and_is_small_and_trained():
 
 
 def test_build_is_deterministic_and_cached(tmp_path, monkeypatch):
-    recipe = tiny.PretrainRecipe(steps=5, batch_size=4, seq_len=32)
+    recipe = training.PretrainRecipe(steps=5, batch_size=4, seq_len=32)
     weights = []
     for name in ("a", "b"):
         monkeypatch.setenv("COURSE_CACHE", str(tmp_path / name))

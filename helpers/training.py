@@ -1,0 +1,92 @@
+"""Training pieces any lesson uses on any model, tiny or from the Hub: packing a corpus into rows, chat rows into
+tensors with an assistant-only loss mask, the learning-rate schedule, and the pretraining loop that builds the
+course's tiny models (``helpers.tiny``). The same loop is written out step by step in 01_tokenizer_and_pretraining.ipynb.
+
+Introduced in 01_tokenizer_and_pretraining.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """How a cached tiny model is pretrained. Part of the cache key."""
+
+    steps: int = 300
+    batch_size: int = 16
+    seq_len: int = 128
+    lr: float = 3e-3
+    warmup: int = 20
+    seed: int = 0
+
+
+def pack_corpus(texts: list[str], tokenizer, seq_len: int) -> torch.Tensor:
+    """Tokenize documents, join them with ``<|endoftext|>`` and cut into rows of ``seq_len`` tokens.
+
+    Introduced in 01_tokenizer_and_pretraining.ipynb.
+    """
+    sep = tokenizer.bos_token_id
+    ids: list[int] = []
+    for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        ids.extend(enc + [sep])
+    n = len(ids) // seq_len
+    return torch.tensor(ids[: n * seq_len]).view(n, seq_len)
+
+
+def tokenize_chats(rows: list[dict], tokenizer) -> dict[str, torch.Tensor]:
+    """SFT rows (``messages``) → right-padded ``input_ids``, ``attention_mask`` and ``labels`` tensors, one row per
+    conversation, with the chat template; ``labels`` are the token ids on the assistant's tokens (the template's
+    generation markers) and -100 elsewhere, as ``SFTTrainer`` with ``assistant_only_loss``. Introduced in
+    05_distillation.ipynb."""
+    encoded = [tokenizer.apply_chat_template(r["messages"], return_dict=True, return_assistant_tokens_mask=True)
+               for r in rows]
+    width = max(len(e["input_ids"]) for e in encoded)
+    ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
+    for i, e in enumerate(encoded):
+        n = len(e["input_ids"])
+        ids[i, :n], mask[i, :n] = torch.tensor(e["input_ids"]), 1
+        answer = torch.tensor(e["assistant_masks"], dtype=torch.bool)
+        labels[i, :n][answer] = ids[i, :n][answer]
+    if not (labels != -100).any(1).all():
+        raise ValueError("a conversation has no assistant tokens: the chat template needs {% generation %} markers")
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
+    """Linear warmup then cosine decay to 10 %. Introduced in 01_tokenizer_and_pretraining.ipynb."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def pretrain(model, rows: torch.Tensor, recipe: PretrainRecipe, progress: bool = True) -> list[float]:
+    """Causal-LM pretraining with AdamW on packed rows; returns the loss per step.
+
+    The same loop is written out step by step in 01_tokenizer_and_pretraining.ipynb; this copy builds the
+    cached models the later lessons start from.
+    """
+    from tqdm.auto import tqdm
+
+    gen = torch.Generator().manual_seed(recipe.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.1, betas=(0.9, 0.95))
+    model.train()
+    losses = []
+    for step in tqdm(range(recipe.steps), desc="pretrain", disable=not progress, mininterval=2):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, recipe.steps, recipe.lr, recipe.warmup)
+        batch = rows[torch.randint(len(rows), (recipe.batch_size,), generator=gen)]
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    model.eval()
+    return losses
