@@ -95,11 +95,10 @@ def count(model: str, overrides: tuple = ()) -> dict:
     config = AutoConfig.for_model(**fields)
     with torch.device("meta"):
         net = AutoModelForCausalLM.from_config(config)
-    linear = sum(m.weight.numel() for name, m in net.named_modules()
-                 if isinstance(m, torch.nn.Linear) and name != "lm_head")
-    lora = sum(16 * (m.in_features + m.out_features) for name, m in net.named_modules()
-               if isinstance(m, torch.nn.Linear) and name != "lm_head")  # rank 16 on every linear layer
-    return {"all": net.num_parameters(), "linear": linear, "lora": lora, "config": fields}
+    layers = [m for name, m in net.named_modules() if isinstance(m, torch.nn.Linear) and name != "lm_head"]
+    return {"all": net.num_parameters(), "linear": sum(m.weight.numel() for m in layers),
+            "lora": sum(16 * (m.in_features + m.out_features) for m in layers),  # rank 16 on every linear layer
+            "config": fields}
 
 
 def item_bytes(model: str, kind: str, overrides: dict, cfg) -> float:
@@ -152,6 +151,5 @@ def estimated_rows() -> dict[str, dict]:
     rows = {}
     for number, lesson in syllabus.load().lessons.items():
         if lesson.status == "ready" and number in PHASES:  # a lesson without PHASES fails tests/test_gpucheck.py
-            rows[lesson.stem] = {"status": "estimated", "seconds": None, **estimate(number),
-                                 "gpu": "-", "torch": "-", "date": "-", "error": None}
+            rows[lesson.stem] = {"status": "estimated", "seconds": None, **estimate(number)}
     return rows

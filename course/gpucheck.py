@@ -36,12 +36,11 @@ def verdict(row: dict) -> str:
         return "failed"
     estimated = row["status"] == "estimated"
     gpu_limit = budget.T4_GPU_LIMIT_GIB if estimated else T4_MEMORY_GIB
-    host_limit = HOST_RAM_TARGET_GIB
     problems = []
     if row.get("gpu_gib") is not None and row["gpu_gib"] > gpu_limit:
         problems.append("GPU memory")
-    if row.get("host_gib") is not None and row["host_gib"] > host_limit:
-        problems.append(f"host RAM > {host_limit:g} GiB")
+    if row.get("host_gib") is not None and row["host_gib"] > HOST_RAM_TARGET_GIB:
+        problems.append(f"host RAM > {HOST_RAM_TARGET_GIB:g} GiB")
     return "fits" if not problems else "over: " + ", ".join(problems)
 
 

@@ -162,8 +162,11 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
     offline Hugging Face cache under their Hub ids (``helpers.standins``) and every step count is capped
     (``Profile.capped``), so the t4 branch of every lesson runs on a CPU in seconds.
     """
-    if stand_ins:
-        return _run_with_stand_ins(syllabus, path, profile, only, out_root, params, jobs, optional)
+    with _environ(_stand_in_variables(profile) if stand_ins else {}):
+        return _run(syllabus, path, profile, only, out_root, params, jobs, optional, stand_ins)
+
+
+def _run(syllabus, path, profile, only, out_root, params, jobs, optional, stand_ins) -> Path:
     lessons = syllabus.path_lessons(path, optional)
     if only:
         unknown = [n for n in only if n not in {lesson.number for lesson in lessons}]
@@ -209,7 +212,8 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
         for lesson in (lesson for lesson in ready if lesson.alone):
             print(f"  {lesson.stem} (alone) ...", flush=True)
             report(execute_lesson(lesson, run_dir, parameters, 1))
-    summary = {"path": path, "profile": profile, "started": stamp, "jobs": jobs, "prepare_seconds": prepared,
+    summary = {"path": path, "profile": profile, "stand_ins": stand_ins, "started": stamp, "jobs": jobs,
+               "prepare_seconds": prepared,
                "lessons": [records[lesson.number] for lesson in lessons],
                "seconds": round(time.perf_counter() - start_all, 1)}
     (run_dir / "run.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -219,7 +223,8 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
 STAND_IN_STEPS = 2  # every step count of a stand-in run (only whether each cell runs is checked)
 
 
-def _run_with_stand_ins(syllabus, path, profile, only, out_root, params, jobs, optional) -> Path:
+def _stand_in_variables(profile: str) -> dict[str, str]:
+    """Build the small stand-ins; the variables under which the runner and its kernels load them, steps capped."""
     from helpers import profiles, standins
     from helpers.cache import cache_dir
 
@@ -230,12 +235,7 @@ def _run_with_stand_ins(syllabus, path, profile, only, out_root, params, jobs, o
     standins.build_all(profiles.hub_ids("t4"), hub_cache, "small")
     print(f"stand-ins of {', '.join(profiles.hub_ids('t4'))} ready in {time.perf_counter() - start:.1f}s "
           f"({hub_cache}); steps capped at {STAND_IN_STEPS}", flush=True)
-    variables = standins.environment(hub_cache) | {profiles.STEP_CAP_VARIABLE: str(STAND_IN_STEPS)}
-    with _environ(variables):
-        run_dir = run_path(syllabus, path, profile, only, out_root, params, jobs, optional)
-    run_file = run_dir / "run.json"
-    run_file.write_text(json.dumps(json.loads(run_file.read_text()) | {"stand_ins": True}, indent=1) + "\n")
-    return run_dir
+    return standins.environment(hub_cache) | {profiles.STEP_CAP_VARIABLE: str(STAND_IN_STEPS)}
 
 
 def _headline(metrics: dict, limit: int = 4) -> str:

@@ -240,9 +240,12 @@ def resolve_model(model_id: str, progress: bool = True, local: bool = False) -> 
         build = {"sft": sft_model, "rm": reward_model, "dpo": dpo_model,
                  "sft-lora": lambda *a, **kw: sft_model(*a, **kw, lora_r=cfg.lora_r)}[recipe]
         folder = str(build(source, cfg, progress=progress))
-        from helpers import environment
+        import torch
 
-        environment.free_memory(environment.pick_device(verbose=False))  # a build's trainer leaves GPU blocks cached
+        if torch.cuda.is_available():  # a build's trainer leaves GPU blocks cached: hand them back
+            from helpers import environment
+
+            environment.free_memory("cuda")
         return folder
     if model_id.startswith("tiny:"):
         return str(tiny.model_path(model_id.split(":", 1)[1], progress=progress))

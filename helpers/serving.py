@@ -409,8 +409,8 @@ def install_vllm(version: str) -> str:
 
     env = paths.cache_dir() / f"vllm-{version}"
     exe = env / "bin" / "vllm"
-    requirement = vllm_requirement(version, driver_cuda_major())
     if not exe.exists():
+        requirement = vllm_requirement(version, driver_cuda_major())
         print(f"installing {' '.join(requirement)} into {env} (several minutes, once)", flush=True)
         if shutil.which("uv"):  # Colab and Kaggle have uv: much faster, and needs no ensurepip
             subprocess.run(["uv", "venv", "--quiet", "--seed", str(env)], check=True)
