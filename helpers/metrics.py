@@ -14,11 +14,14 @@ from pathlib import Path
 from helpers.paths import output_dir
 
 
-def _clean(value):
+def clean(value):
+    """``value`` as the course's JSON files hold it: dicts, lists, bools, ints, strings and floats rounded to 6
+    digits (numpy and torch scalars unwrapped); a non-finite float or another type is an error. Introduced in
+    00_welcome.ipynb."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [clean(v) for v in value]
     if hasattr(value, "item"):  # numpy / torch scalars
         value = value.item()
     if isinstance(value, float):
@@ -38,9 +41,9 @@ def record_metrics(lesson: str, **metrics) -> Path:
     """
     path = output_dir() / f"{lesson}.metrics.json"
     current = json.loads(path.read_text()) if path.exists() else {}
-    current.update(_clean(metrics))
+    current.update(clean(metrics))
     path.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
-    for key, value in _clean(metrics).items():
+    for key, value in clean(metrics).items():
         print(f"  {key}: {value}")
     return path
 
@@ -61,17 +64,17 @@ class ExperimentLog:
         from helpers.environment import versions
 
         self.path = output_dir() / "logs" / f"{name}.json"
-        self.record = {"name": name, "config": _clean(config), "seed": seed, "versions": versions(),
+        self.record = {"name": name, "config": clean(config), "seed": seed, "versions": versions(),
                        "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "history": [], "final": {}}
         self._wandb = wandb_run(name, config) if use_wandb else None
 
     def log(self, step: int, **values) -> None:
-        self.record["history"].append({"step": step, **_clean(values)})
+        self.record["history"].append({"step": step, **clean(values)})
         if self._wandb is not None:
             self._wandb.log(values, step=step)
 
     def finish(self, **final) -> Path:
-        self.record["final"] = _clean(final)
+        self.record["final"] = clean(final)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.record, indent=1) + "\n")
         if self._wandb is not None:

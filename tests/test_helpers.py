@@ -146,52 +146,52 @@ def test_cloze_items_and_accuracy():
 
 
 def test_bootstrap_intervals_and_win_rates():
-    from helpers import evaluation
+    from helpers import comparison
 
     hits = [1] * 30 + [0] * 10
-    mean, low, high = evaluation.bootstrap_ci(hits)
+    mean, low, high = comparison.bootstrap_ci(hits)
     assert mean == 0.75 and 0.6 < low < 0.75 < high < 0.9
-    assert evaluation.bootstrap_ci(hits) == (mean, low, high), "seeded: the same call gives the same interval"
-    wide, narrow = evaluation.bootstrap_ci(hits[:8] + hits[-2:]), evaluation.bootstrap_ci(hits * 10)
+    assert comparison.bootstrap_ci(hits) == (mean, low, high), "seeded: the same call gives the same interval"
+    wide, narrow = comparison.bootstrap_ci(hits[:8] + hits[-2:]), comparison.bootstrap_ci(hits * 10)
     assert wide[2] - wide[1] > 2 * (narrow[2] - narrow[1]), "ten times the items, about a third of the width"
-    assert evaluation.paired_difference_ci(hits, hits) == (0.0, 0.0, 0.0)
+    assert comparison.paired_difference_ci(hits, hits) == (0.0, 0.0, 0.0)
     better = [1] * 40
-    diff, low, high = evaluation.paired_difference_ci(hits, better)
+    diff, low, high = comparison.paired_difference_ci(hits, better)
     assert diff == 0.25 and 0 < low < diff < high
     one_more = hits[:-1] + [1]  # a single item of 40 changed: the set cannot tell the two apart
-    assert evaluation.paired_difference_ci(hits, one_more)[1] <= 0
+    assert comparison.paired_difference_ci(hits, one_more)[1] <= 0
     # a cluster bootstrap over repeated questions: ten copies of each item are one piece of evidence, not ten
     repeated, groups = [h for h in hits for _ in range(10)], [k for k in range(len(hits)) for _ in range(10)]
-    assert evaluation.bootstrap_ci(repeated, groups=groups) == evaluation.bootstrap_ci(hits)
-    assert evaluation.bootstrap_ci(hits, groups=list(range(len(hits)))) == evaluation.bootstrap_ci(hits)
+    assert comparison.bootstrap_ci(repeated, groups=groups) == comparison.bootstrap_ci(hits)
+    assert comparison.bootstrap_ci(hits, groups=list(range(len(hits)))) == comparison.bootstrap_ci(hits)
     with pytest.raises(ValueError, match="one group per item"):
-        evaluation.bootstrap_ci(hits, groups=[0])
-    assert evaluation.win_rate([0, 1, 1, 0], [1, 1, 0, 1]) == {"wins": 2, "losses": 1, "ties": 1, "win_rate": 0.625}
+        comparison.bootstrap_ci(hits, groups=[0])
+    assert comparison.win_rate([0, 1, 1, 0], [1, 1, 0, 1]) == {"wins": 2, "losses": 1, "ties": 1, "win_rate": 0.625}
     with pytest.raises(ValueError, match="same items"):
-        evaluation.paired_difference_ci([1], [1, 0])
+        comparison.paired_difference_ci([1], [1, 0])
 
 
 def test_run_logs_diff_question_by_question(tmp_path):
-    from helpers import evaluation
+    from helpers import comparison
 
     rows = [{"task": "add", "messages": [{"role": "user", "content": f"Compute {i} + 1."},
                                          {"role": "assistant", "content": str(i + 1)}]} for i in range(4)]
-    old = evaluation.write_run_log(tmp_path / "old.json", "m1", {"steps": 1}, 0, rows, ["1", "3", "x", "4"],
+    old = comparison.write_run_log(tmp_path / "old.json", "m1", {"steps": 1}, 0, rows, ["1", "3", "x", "4"],
                                    {"exact_match": [True, False, False, True]})
-    new = evaluation.write_run_log(tmp_path / "new.json", "m2", {"steps": 2}, 0, rows, ["1", "2", "y", "5"],
+    new = comparison.write_run_log(tmp_path / "new.json", "m2", {"steps": 2}, 0, rows, ["1", "2", "y", "5"],
                                    {"exact_match": [True, True, False, False]})
     record = json.loads(old.read_text())
     assert record["model"] == "m1" and record["seed"] == 0 and "torch" in record["versions"]
     assert record["items"][1] == {"task": "add", "prompt": "Compute 1 + 1.", "reference": "2", "reply": "3",
                                   "exact_match": False}
-    diff = evaluation.diff_runs(old, new)
+    diff = comparison.diff_runs(old, new)
     assert [d["prompt"] for d in diff["fixed"]] == ["Compute 1 + 1."]
     assert [d["new"] for d in diff["broken"]] == ["5"] and [d["old"] for d in diff["changed"]] == ["x"]
     assert diff["config_keys"] == ["steps"] and diff["model"] == ("m1", "m2")
-    other = evaluation.write_run_log(tmp_path / "other.json", "m3", {}, 0, rows[:3], ["1", "2", "3"],
+    other = comparison.write_run_log(tmp_path / "other.json", "m3", {}, 0, rows[:3], ["1", "2", "3"],
                                      {"exact_match": [True] * 3})
     with pytest.raises(ValueError, match="different prompts"):
-        evaluation.diff_runs(old, other)
+        comparison.diff_runs(old, other)
 
 
 def test_setup_makes_the_lesson_seed_the_shared_models_seed(monkeypatch):
@@ -405,7 +405,7 @@ def test_run_again_exercises_wait_for_the_rerun_and_check_its_outcome(capsys):
     assert exercises.check_rerun("16.keep_half", keep=0.5, pruned=sweep[2], **kw) is False
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("16.keep_half: ✅"))
     assert "perplexity x1.05" in line  # 1.15 / 1.1, from the rerun's own numbers
-    from helpers.evaluation import bootstrap_ci
+    from helpers.comparison import bootstrap_ci
 
     hits = {"SFT": [1, 0, 1, 1, 0, 1, 1, 1] * 10, "base": [0, 0, 1, 0, 0, 1, 0, 0] * 10}
     def recompute(n):

@@ -55,7 +55,7 @@ def test_no_server_outlives_its_lesson(run):
     import psutil
 
     survivors = [p.info for p in psutil.process_iter(["pid", "cmdline"])
-                 if any(name in " ".join(p.info["cmdline"] or []) for name in ("helpers.serving", "llama_cpp.server",
+                 if any(name in " ".join(p.info["cmdline"] or []) for name in ("helpers.server", "llama_cpp.server",
                                                                                 "train_dist.py"))]
     assert not survivors, f"lesson 14's servers or lesson 15's ranks left behind: {survivors}"
 

@@ -1,4 +1,4 @@
-"""helpers.serving without a model: the request checks, the API-key guard, and the process life cycle."""
+"""helpers.server and helpers.serving without a model: the request checks, the API-key guard, and the process life cycle."""
 
 import asyncio
 import json
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import serving
+from helpers import server, serving
 from helpers.paths import REPO_ROOT
 
 GOOD = {"model": "tiny:sft", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
@@ -24,15 +24,15 @@ GOOD = {"model": "tiny:sft", "messages": [{"role": "user", "content": "hi"}], "m
 ])
 def test_bad_requests_are_named(change, words):
     body = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
-    assert words in serving.check_request("/v1/chat/completions", body, "tiny:sft", 512)
+    assert words in server.check_request("/v1/chat/completions", body, "tiny:sft", 512)
 
 
 def test_good_requests_pass():
-    assert serving.check_request("/v1/chat/completions", GOOD, "tiny:sft", 512) is None
-    assert serving.check_request("/v1/chat/completions", {**GOOD, "max_tokens": 512}, "tiny:sft", 512) is None
-    assert serving.check_request("/v1/completions", {"prompt": "Once", "max_tokens": 4}, "tiny:sft", 512) is None
-    assert "'prompt' is required" in serving.check_request("/v1/completions", {}, "tiny:sft", 512)
-    assert "JSON object" in serving.check_request("/v1/chat/completions", [GOOD], "tiny:sft", 512)
+    assert server.check_request("/v1/chat/completions", GOOD, "tiny:sft", 512) is None
+    assert server.check_request("/v1/chat/completions", {**GOOD, "max_tokens": 512}, "tiny:sft", 512) is None
+    assert server.check_request("/v1/completions", {"prompt": "Once", "max_tokens": 4}, "tiny:sft", 512) is None
+    assert "'prompt' is required" in server.check_request("/v1/completions", {}, "tiny:sft", 512)
+    assert "JSON object" in server.check_request("/v1/chat/completions", [GOOD], "tiny:sft", 512)
 
 
 def call(path: str, body: bytes, key: str | None, length: int | None = None):
@@ -42,7 +42,7 @@ def call(path: str, body: bytes, key: str | None, length: int | None = None):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": message["body"]})
 
-    guard = serving.Guard(app, api_key="k1", served_name="tiny:sft", engine_name="/models/sft", max_model_len=512)
+    guard = server.Guard(app, api_key="k1", served_name="tiny:sft", engine_name="/models/sft", max_model_len=512)
     size = str(len(body) if length is None else length).encode()
     headers = [(b"content-length", size)] + ([(b"authorization", f"Bearer {key}".encode())] if key else [])
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
@@ -127,12 +127,12 @@ def test_the_server_process_finds_the_course_without_an_installed_package(tmp_pa
     ({"presence_penalty": 0.5}, "'presence_penalty' is not supported by this server (it would be ignored)"),
 ])
 def test_sampling_parameters_are_honoured_or_refused_never_ignored(change, words):
-    assert words in serving.check_request("/v1/chat/completions", {**GOOD, **change}, "tiny:sft", 512)
+    assert words in server.check_request("/v1/chat/completions", {**GOOD, **change}, "tiny:sft", 512)
 
 
 def test_the_values_the_server_uses_pass():
     fine = {**GOOD, "temperature": 0, "top_p": 1.0, "n": 1, "logprobs": False, "stream": True, "seed": 3}
-    assert serving.check_request("/v1/chat/completions", fine, "tiny:sft", 512) is None
+    assert server.check_request("/v1/chat/completions", fine, "tiny:sft", 512) is None
 
 
 def test_a_prompt_longer_than_the_context_is_refused_before_the_engine():
@@ -141,21 +141,21 @@ def test_a_prompt_longer_than_the_context_is_refused_before_the_engine():
 
     long = {**GOOD, "messages": [{"role": "user", "content": "word " * 600}]}
     assert "maximum context length is 512 tokens; the prompt has 600" in \
-        serving.check_request("/v1/chat/completions", long, "tiny:sft", 512, count)
+        server.check_request("/v1/chat/completions", long, "tiny:sft", 512, count)
     near = {**GOOD, "messages": [{"role": "user", "content": "word " * 508}], "max_tokens": 8}
-    assert "the prompt has 508 and 8 more" in serving.check_request("/v1/chat/completions", near, "tiny:sft", 512, count)
+    assert "the prompt has 508 and 8 more" in server.check_request("/v1/chat/completions", near, "tiny:sft", 512, count)
     unset = {"messages": [{"role": "user", "content": "word " * 500}]}
-    assert serving.check_request("/v1/chat/completions", unset, "tiny:sft", 512, count) is None
+    assert server.check_request("/v1/chat/completions", unset, "tiny:sft", 512, count) is None
     assert unset["max_tokens"] == 12  # what is left of the context, as vLLM does
 
     def broken(body):
         raise ValueError("no template")
 
-    assert "chat template: no template" in serving.check_request("/v1/chat/completions", GOOD, "tiny:sft", 512, broken)
+    assert "chat template: no template" in server.check_request("/v1/chat/completions", GOOD, "tiny:sft", 512, broken)
 
 
 def test_a_huge_body_gets_413_whatever_its_content_length_says():
-    huge = json.dumps({**GOOD, "messages": [{"role": "user", "content": "x" * (serving.MAX_BODY_BYTES + 10)}]})
+    huge = json.dumps({**GOOD, "messages": [{"role": "user", "content": "x" * (server.MAX_BODY_BYTES + 10)}]})
     for length in (None, 100):  # told, or lied about: counted as it arrives, and read to its end
         status, reply = call("/v1/chat/completions", huge.encode(), "k1", length)
         assert status == 413 and reply["error"]["code"] == "body_too_large"

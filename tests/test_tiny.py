@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from helpers import cache, data, evaluation, recipes, tiny, training
+from helpers import cache, comparison, data, evaluation, recipes, tiny, training
 
 
 def test_tokenizer_roundtrip_specials_and_chat_template():
@@ -119,13 +119,13 @@ def test_answer_logprobs_and_next_token_margin_match_a_plain_forward_pass():
         assert count == ids.shape[1] - n_head, "the answer's tokens and the end of turn, nothing after"
         assert abs(token_logps[n_head - 1:].sum().item() - logp.item()) < 1e-4
     texts = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
-    margins = evaluation.next_token_margin(model, tok, texts, "A", "B", batch_size=2)
+    margins = comparison.next_token_margin(model, tok, texts, "A", "B", batch_size=2)
     a, b = tok.convert_tokens_to_ids("A"), tok.convert_tokens_to_ids("B")
     with torch.no_grad():
         last = model(tok(texts[0], add_special_tokens=False, return_tensors="pt")["input_ids"]).logits[0, -1]
     assert abs(margins[0].item() - (last[b] - last[a]).item()) < 1e-4, "left padding must not move the verdict"
     with pytest.raises(ValueError, match="one token"):
-        evaluation.next_token_margin(model, tok, texts, "A", "no such token")
+        comparison.next_token_margin(model, tok, texts, "A", "no such token")
 
 
 def test_cache_write_keeps_the_first_complete_copy(tmp_path):
