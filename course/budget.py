@@ -80,7 +80,7 @@ def _shape(model: str) -> dict:
         from helpers import tiny
 
         size = tiny.SIZES[model.removeprefix("size:")]
-        return {"model_type": "llama", "vocab_size": 32000, "tie_word_embeddings": True, **vars(size)}
+        return {"model_type": size.architecture, "vocab_size": 32000, "tie_word_embeddings": True, **size.shape()}
     return dict(HUB_SHAPES[downloaded_id(model)])
 
 

@@ -10,6 +10,7 @@ import os
 import platform
 import random
 import sys
+from typing import Any, NamedTuple
 
 LIBRARIES = ("torch", "transformers", "trl", "peft", "bitsandbytes", "datasets", "accelerate", "tokenizers")
 
@@ -105,17 +106,29 @@ def cap_gpu_memory(gib: float, verbose: bool = True) -> float:
     return fraction
 
 
-def setup(seed: int = 0, profile: str = "auto", verbose: bool = True):
-    """The setup cell in one call: seed, device, versions, platform and resolved profile.
+class Setup(NamedTuple):
+    """What a lesson's setup cell gets back from :func:`setup`; unpack it as ``PROFILE, DEVICE, cfg, prec``."""
 
-    Returns ``(profile_name, device)``. Also turns Hub downloads off for the offline ``tiny`` profile, and makes
-    ``seed`` the seed of the shared fine-tuned models the lesson loads (``helpers.cache``).
+    profile: str  # the resolved profile name: "tiny" or "t4"
+    device: str  # "cuda", "mps" or "cpu"
+    cfg: Any  # helpers.profiles.Profile: the profile's settings with the lesson's overrides
+    prec: Any  # helpers.precision.Precision: how this device trains and runs models
+
+
+def setup(seed: int = 0, profile: str = "auto", verbose: bool = True, **overrides) -> Setup:
+    """The setup cell in one call: seed, device, versions, platform, the resolved profile with the lesson's
+    ``overrides`` (its parameters; None keeps the profile's value) and the device's precision.
+
+    Returns ``Setup(profile, device, cfg, prec)``. Also turns Hub downloads off for the offline ``tiny`` profile, and
+    makes ``seed`` the seed of the shared fine-tuned models the lesson loads (``helpers.cache``).
     Introduced in 00_welcome.ipynb.
     """
     from helpers.cache import use_seed
-    from helpers.profiles import resolve_profile
+    from helpers.precision import for_device
+    from helpers.profiles import get_profile, resolve_profile
 
     name = resolve_profile(profile)
+    cfg = get_profile(name, **overrides)  # an unknown override fails here, before anything is loaded
     use_seed(seed)  # the shared tiny models (tiny:sft, tiny:rm, tiny:dpo) this process loads are built with it
     if name == "tiny":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -124,7 +137,8 @@ def setup(seed: int = 0, profile: str = "auto", verbose: bool = True):
     device = pick_device(verbose)
     if device == "cuda" and os.environ.get("COURSE_GPU_MEMORY_GIB"):
         cap_gpu_memory(float(os.environ["COURSE_GPU_MEMORY_GIB"]), verbose)
+    prec = for_device(device, verbose)  # bf16 on A100/H100, fp16 mixed precision on a T4, fp32 on CPU
     if verbose:
         print(" · ".join(f"{k} {v}" for k, v in versions().items()))
         print(f"platform: {hosted_platform()} · profile: {name} · seed: {seed}")
-    return name, device
+    return Setup(name, device, cfg, prec)

@@ -103,7 +103,8 @@ def _by_task(hits: dict[str, list[bool]]) -> dict:
 
 @torch.no_grad()
 def perplexity(model, rows: torch.Tensor, batch_size: int = 32) -> float:
-    """Perplexity of a causal LM on packed token rows (``helpers.training.pack_corpus``).
+    """Perplexity of a causal LM on packed token rows (``helpers.training.pack_corpus``); an encoder has no
+    next-token probability: ``masked_token_accuracy`` is its measure.
 
     Introduced in 01_tokenizer_and_pretraining.ipynb.
     """
@@ -131,6 +132,35 @@ def next_token_accuracy(model, rows: torch.Tensor, batch_size: int = 32) -> floa
         batch = rows[start:start + batch_size].to(device)
         hits += (model(input_ids=batch).logits[:, :-1].argmax(-1) == batch[:, 1:]).sum().item()
     return hits / (rows.numel() - rows.shape[0])
+
+
+@torch.no_grad()
+def masked_token_accuracy(model, rows: torch.Tensor, tokenizer, probability: float = 0.15, seed: int = 0,
+                          batch_size: int = 32) -> float:
+    """Share of masked positions whose token a masked-LM encoder restores (its top token), on packed token rows with
+    ``probability`` of the tokens masked as in pretraining (``training.masked_batches``; seeded: the same positions each
+    call). What perplexity is to a causal LM, for an encoder. Introduced in 01_tokenizer_and_pretraining.ipynb
+    (for the encoder size of ``helpers.tiny``)."""
+    from helpers.training import masked_batches
+
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        batches = [masked_batches(tokenizer, probability)(rows[start:start + batch_size])
+                   for start in range(0, len(rows), batch_size)]
+    finally:
+        torch.set_rng_state(state)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    hits = total = 0
+    for batch in batches:
+        chosen = batch["labels"] != -100
+        logits = model(input_ids=batch["input_ids"].to(device)).logits
+        hits += (logits.argmax(-1).cpu()[chosen] == batch["labels"][chosen]).sum().item()
+        total += chosen.sum().item()
+    model.train(was_training)
+    return hits / max(total, 1)
 
 
 # Completions with one right answer, for a base model (no chat template): the regex's group 1 is the answer.

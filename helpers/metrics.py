@@ -34,17 +34,20 @@ def clean(value):
 
 
 def record_metrics(lesson: str, **metrics) -> Path:
-    """Merge ``metrics`` into ``<output_dir>/<lesson>.metrics.json`` and print them.
+    """Merge ``metrics`` into ``<output_dir>/<lesson>.metrics.json`` and print one line saying what was recorded
+    (numbers with their values, tables by name).
 
-    The course runner and the tests read this file: it is how a lesson proves what it teaches.
-    Introduced in 00_welcome.ipynb.
+    Call it where each number is measured. The course runner and the tests read this file: it is how a lesson
+    proves what it teaches. Introduced in 00_welcome.ipynb.
     """
     path = output_dir() / f"{lesson}.metrics.json"
     current = json.loads(path.read_text()) if path.exists() else {}
-    current.update(clean(metrics))
+    values = clean(metrics)
+    current.update(values)
     path.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
-    for key, value in clean(metrics).items():
-        print(f"  {key}: {value}")
+    shown = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" if isinstance(v, (bool, int, str)) or v is None
+             else k for k, v in values.items()]
+    print(f"recorded ({path.name}): " + ", ".join(shown))
     return path
 
 

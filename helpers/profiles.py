@@ -184,6 +184,10 @@ HUB_SHAPES = {
                               max_position_embeddings=131072, rope_theta=1_000_000.0, rms_norm_eps=1e-6,
                               tie_word_embeddings=True),
 }
+# the encoder class the embedding lesson's t4 profile will load (issue 24; BERT, as MiniLM sentence encoders are)
+HUB_SHAPES["sentence-transformers/all-MiniLM-L6-v2"] = dict(
+    model_type="bert", hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=12,
+    vocab_size=30522, max_position_embeddings=512, type_vocab_size=2)
 HUB_SHAPES["Qwen/Qwen2.5-0.5B-Instruct"] = dict(HUB_SHAPES["Qwen/Qwen2.5-0.5B"])  # same config.json architecture
 HUB_SHAPES["Qwen/Qwen2.5-1.5B-Instruct"] = dict(HUB_SHAPES["Qwen/Qwen2.5-1.5B"])
 

@@ -39,15 +39,17 @@ def sft_args(output_dir: str, cfg: Profile, steps: int, lr: float, precision, se
                      **precision.trainer_args, **overrides)
 
 
-def load_model(model_id: str, **kwargs):
+def load_model(model_id: str, auto_class=None, **kwargs):
     """(model, tokenizer) of any model id the course knows (``resolve_model``: tiny, recipe or Hub), for training
     or inference: ``kwargs`` go to ``from_pretrained`` (``dtype``, ``quantization_config``, ...); the tokenizer has
     the course chat template where the model's lacks generation markers (TRL's assistant-only loss needs them),
-    and a pad token. Introduced in 03_lora_qlora.ipynb.
+    and a pad token. ``auto_class``: what to load it as, ``AutoModelForCausalLM`` unless given (an encoder:
+    ``AutoModelForMaskedLM`` or ``AutoModel``). Introduced in 03_lora_qlora.ipynb.
     """
-    from transformers import AutoModelForCausalLM
+    import transformers
 
-    return AutoModelForCausalLM.from_pretrained(resolve_model(model_id), **kwargs), load_tokenizer(model_id)
+    auto_class = auto_class or transformers.AutoModelForCausalLM
+    return auto_class.from_pretrained(resolve_model(model_id), **kwargs), load_tokenizer(model_id)
 
 
 def load_tokenizer(model_id: str):

@@ -1,8 +1,8 @@
-"""Stand-ins for Hub models: random-weight models of each ``t4`` Hub model's architecture, with the course
-tokenizer, saved in a Hugging Face cache folder *under the Hub ids* (``models--ORG--NAME/snapshots/...``).
-With ``HF_HUB_CACHE`` pointing there and ``HF_HUB_OFFLINE=1``, ``from_pretrained("ORG/NAME")`` and
-``snapshot_download`` find them exactly as they find a download on Colab: code that treats a Hub id differently
-from a folder runs as it would there. Accuracy on random weights is meaningless.
+"""Stand-ins for Hub models: random-weight models of each ``t4`` Hub model's architecture class (a causal LM, or an
+encoder with a masked-LM head), with the course tokenizer, saved in a Hugging Face cache folder *under the Hub ids*
+(``models--ORG--NAME/snapshots/...``). With ``HF_HUB_CACHE`` pointing there and ``HF_HUB_OFFLINE=1``,
+``from_pretrained("ORG/NAME")`` and ``snapshot_download`` find them exactly as they find a download on Colab: code
+that treats a Hub id differently from a folder runs as it would there. Accuracy on random weights is meaningless.
 
 Two scales:
 
@@ -28,14 +28,23 @@ import torch
 from helpers.profiles import HUB_SHAPES
 
 SCALES = ("exact", "small")
+# model types built as a masked-LM encoder (AutoModelForMaskedLM, the course tokenizer with a mask token); every
+# other type is a causal LM (AutoModelForCausalLM)
+ENCODER_TYPES = ("bert", "modernbert", "roberta", "distilbert")
+
+
+def is_encoder(hub_id: str) -> bool:
+    """True when ``hub_id``'s architecture class is an encoder (``ENCODER_TYPES``)."""
+    return HUB_SHAPES[hub_id]["model_type"] in ENCODER_TYPES
 
 
 def shape(hub_id: str, scale: str = "exact") -> dict:
     """The config fields of ``hub_id``'s stand-in: its ``HUB_SHAPES`` entry, or that shrunk (``small``).
 
-    Small keeps the model type, tied embeddings and grouped-query attention (4 query heads on 2 KV heads): width
-    64 per 896 of the real width (rounded), MLP twice as wide, 2 layers (3 when wider). A 1.5B model's stand-in
-    stays several times a 0.5B one's, so teacher > student and target > draft still hold.
+    Small keeps the model type, tied embeddings and grouped-query attention (4 query heads on 2 KV heads; an
+    encoder's 4 heads, as it has no GQA): width 64 per 896 of the real width (rounded), MLP twice as wide, 2 layers
+    (3 when wider). A 1.5B model's stand-in stays several times a 0.5B one's, so teacher > student and target >
+    draft still hold.
     """
     if hub_id not in HUB_SHAPES:
         raise KeyError(f"no shape for {hub_id!r} in helpers/profiles.py HUB_SHAPES; copy it from its config.json")
@@ -45,8 +54,9 @@ def shape(hub_id: str, scale: str = "exact") -> dict:
     if scale == "exact":
         return full
     hidden = 64 * max(1, round(full["hidden_size"] / 896))
-    return {**full, "hidden_size": hidden, "intermediate_size": 2 * hidden, "num_attention_heads": 4,
-            "num_key_value_heads": 2, "num_hidden_layers": min(3, full["num_hidden_layers"]) if hidden > 64 else 2}
+    heads = {"num_attention_heads": 4} if is_encoder(hub_id) else {"num_attention_heads": 4, "num_key_value_heads": 2}
+    return {**full, "hidden_size": hidden, "intermediate_size": 2 * hidden, **heads,
+            "num_hidden_layers": min(3, full["num_hidden_layers"]) if hidden > 64 else 2}
 
 
 def stand_in_config(hub_id: str, tokenizer=None, scale: str = "exact"):
@@ -62,6 +72,14 @@ def stand_in_config(hub_id: str, tokenizer=None, scale: str = "exact"):
         config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
         config.pad_token_id = tokenizer.pad_token_id
     return config
+
+
+def auto_class(hub_id: str):
+    """The transformers auto class that builds ``hub_id``'s stand-in: ``AutoModelForMaskedLM`` for an encoder,
+    ``AutoModelForCausalLM`` otherwise."""
+    import transformers
+
+    return transformers.AutoModelForMaskedLM if is_encoder(hub_id) else transformers.AutoModelForCausalLM
 
 
 def tilt_towards_stop(model, stop_id: int, margin: float = 6.0) -> None:
@@ -91,22 +109,23 @@ def build(hub_id: str, hub_cache: Path, scale: str = "exact", dtype: torch.dtype
     Cached: a snapshot that exists is returned. Saved in bf16, as the real checkpoints are; lessons load it in
     the dtype they choose.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from helpers import cache, tiny
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
+    tokenizer_dir = tiny.tokenizer_path(version=2 if is_encoder(hub_id) else 1)  # an encoder needs a mask token
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     config = stand_in_config(hub_id, tokenizer, scale)
-    key = cache.entry_key((build, shape, stand_in_config, tilt_towards_stop),
-                          parts=(hub_id, config.to_dict(), str(dtype), Path(tiny.tokenizer_path()).name))
+    key = cache.entry_key((build, shape, stand_in_config, tilt_towards_stop, auto_class),
+                          parts=(hub_id, config.to_dict(), str(dtype), tokenizer_dir.name))
     revision = hashlib.sha1(key.encode()).hexdigest()  # 40 hex digits, like a commit
     repo = Path(hub_cache) / ("models--" + hub_id.replace("/", "--"))
     folder = repo / "snapshots" / revision
     if not (folder / "config.json").exists():
         torch.manual_seed(int(revision[:8], 16))
         with torch.device(device):
-            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-        if scale == "small":
+            model = auto_class(hub_id).from_config(config, dtype=dtype)
+        if scale == "small" and not is_encoder(hub_id):  # an encoder generates nothing: no reply to end
             tilt_towards_stop(model, tokenizer.eos_token_id)
 
         def save(tmp: Path) -> None:

@@ -1,9 +1,10 @@
-"""Tiny models the course builds itself: a byte-level BPE tokenizer and LLaMA-architecture models.
+"""Tiny models the course builds itself: a byte-level BPE tokenizer, LLaMA-architecture causal LMs and a BERT
+encoder.
 
 Everything is deterministic and cached on disk under ``cache_dir()`` keyed by a hash of
 (config, data, seed, steps), so a test session or a learner builds each model once.
-``model_path("base")`` returns a folder that ``AutoModelForCausalLM.from_pretrained`` loads: the same
-code path that loads a Hub id in the ``t4`` profile.
+``model_path("base")`` returns a folder that ``AutoModelForCausalLM.from_pretrained`` loads (``"encoder"``:
+``AutoModelForMaskedLM``): the same code path that loads a Hub id in the ``t4`` profile.
 
 Introduced in 01_tokenizer_and_pretraining.ipynb.
 """
@@ -20,9 +21,16 @@ import torch
 from helpers.cache import atomic_save, cache_dir, entry_key
 from helpers.data import load_chats, load_corpus
 from helpers.paths import DATA_DIR
-from helpers.training import PretrainRecipe, lr_at, pack_corpus, pretrain
+from helpers.training import PretrainRecipe, lr_at, masked_batches, pack_corpus, pretrain
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+# Special tokens added after training, per tokenizer version: version N is version N - 1 with these appended, their
+# ids after the trained vocabulary, so no id a model of an earlier version was trained on changes, and each version
+# is its own cache entry: a new special token rebuilds only the models that use the new version.
+TOKENIZER_VERSIONS = {
+    1: {},  # the trained BPE: what every causal model (LlamaForCausalLM) is built on
+    2: {"mask_token": "<|mask|>"},  # masked-LM encoders: the token DataCollatorForLanguageModeling puts in
+}
 
 # ChatML with {% generation %} markers so TRL can compute the loss on assistant turns only.
 CHAT_TEMPLATE = (
@@ -37,9 +45,19 @@ CHAT_TEMPLATE = (
 )
 
 
+# What each architecture is built as (transformers class names): its config, the model its pretraining objective
+# trains, and the tokenizer version it needs. A new architecture (another encoder, a mixture of experts) is one entry
+# here and one branch in ``model_config``.
+ARCHITECTURES = {
+    "llama": {"config": "LlamaConfig", "model": "LlamaForCausalLM", "objective": "causal", "tokenizer": 1},
+    "bert": {"config": "BertConfig", "model": "BertForMaskedLM", "objective": "masked", "tokenizer": 2},
+}
+
+
 @dataclass(frozen=True)
 class TinySize:
-    """A named LLaMA size. Fields map one-to-one onto ``LlamaConfig``."""
+    """A named size: its architecture (``ARCHITECTURES``) and shape; the shape fields map one-to-one onto the
+    architecture's config (``model_config``)."""
 
     hidden_size: int
     intermediate_size: int
@@ -47,6 +65,13 @@ class TinySize:
     num_attention_heads: int
     num_key_value_heads: int
     max_position_embeddings: int = 256
+    architecture: str = "llama"
+
+    def shape(self) -> dict:
+        """The config fields: every field but ``architecture``."""
+        fields = asdict(self)
+        fields.pop("architecture")
+        return fields
 
 
 SIZES = {
@@ -58,6 +83,8 @@ SIZES = {
     # a multiple of 256 wide, as llama.cpp's k-quants need (lesson 12; else they fall back to 5-bit types). Measured
     # against 512x6 (13.8M) and 256x12 (11.6M): this one gives prompt lookup (lesson 13) the clearest speed-up.
     "large": TinySize(256, 1024, 8, 4, 1, 512),
+    # a bidirectional encoder pretrained with masked-LM on the same corpus (multi-head: BERT has no GQA)
+    "encoder": TinySize(128, 384, 4, 4, 4, 256, architecture="bert"),
 }
 
 
@@ -66,13 +93,14 @@ SIZES = {
 # to learn the tasks in 300 steps (lesson 03). Measured: a 300-step base needed 1,000 LoRA steps, a 600-step one
 # gave 45 % after 300, this one 55-65 % (seeds 0, 1; on the corpus with declining dialogues, LoRA lr 3e-3).
 DEFAULT_RECIPES = {"base": PretrainRecipe(steps=1000), "draft": PretrainRecipe(steps=200),
-                   "small": PretrainRecipe(steps=2000), "large": PretrainRecipe(steps=200, lr=2e-3)}
+                   "small": PretrainRecipe(steps=2000), "large": PretrainRecipe(steps=200, lr=2e-3),
+                   "encoder": PretrainRecipe(steps=600, lr=1e-3)}
 VOCAB_SIZE = 1024
 
 
 def _digest(*parts: object) -> str:
-    """Cache key: the parts plus the source of the build functions, so a code change rebuilds."""
-    return entry_key((train_tokenizer, llama_config, pack_corpus, lr_at, pretrain), parts=parts)
+    """A model's cache key: the parts plus the source of the build functions, so a code change rebuilds."""
+    return entry_key((model_config, pack_corpus, lr_at, pretrain, masked_batches), parts=parts)
 
 
 def _corpus_digest(data_dir: Path, name: str = "train.txt") -> str:
@@ -113,28 +141,65 @@ def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):
     )
 
 
-def tokenizer_path(data_dir: Path = DATA_DIR, vocab_size: int = VOCAB_SIZE) -> Path:
-    """Build (once) and return the folder of the course tokenizer. Introduced in 01_tokenizer_and_pretraining.ipynb."""
-    folder = cache_dir() / f"tokenizer-{_digest(vocab_size, SPECIAL_TOKENS, CHAT_TEMPLATE, _corpus_digest(data_dir))}"
+def tokenizer_path(data_dir: Path = DATA_DIR, vocab_size: int = VOCAB_SIZE, version: int = 1) -> Path:
+    """Build (once) and return the folder of the course tokenizer, ``version`` of ``TOKENIZER_VERSIONS`` (2: with a
+    mask token). Introduced in 01_tokenizer_and_pretraining.ipynb."""
+    if version not in TOKENIZER_VERSIONS:
+        raise ValueError(f"no tokenizer version {version}; versions are {sorted(TOKENIZER_VERSIONS)}")
+    if version > 1:
+        previous = tokenizer_path(data_dir, vocab_size, version - 1)
+        folder = previous.with_name(f"{previous.name}-v{version}")
+        if not (folder / "tokenizer.json").exists():
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(previous)
+            tok.add_special_tokens(TOKENIZER_VERSIONS[version])
+            atomic_save(folder, tok.save_pretrained)
+        return folder
+    key = entry_key((train_tokenizer,), parts=(vocab_size, SPECIAL_TOKENS, CHAT_TEMPLATE, _corpus_digest(data_dir)))
+    folder = cache_dir() / f"tokenizer-{key}"
     if not (folder / "tokenizer.json").exists():
         tok = train_tokenizer(load_corpus("train", data_dir), vocab_size)
         atomic_save(folder, tok.save_pretrained)
     return folder
 
 
-def llama_config(size: str | TinySize, tokenizer):
-    """A ``LlamaConfig`` for a named size and tokenizer. Introduced in 01_tokenizer_and_pretraining.ipynb."""
-    from transformers import LlamaConfig
+def model_config(size: str | TinySize, tokenizer):
+    """The transformers config of a named size (or a ``TinySize``) on ``tokenizer``: a ``LlamaConfig`` for a causal
+    LM, a ``BertConfig`` for an encoder (its tokenizer must have a mask token: version 2). Introduced in
+    01_tokenizer_and_pretraining.ipynb."""
+    import transformers
 
     spec = SIZES[size] if isinstance(size, str) else size
-    return LlamaConfig(
+    if spec.architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {spec.architecture!r}; known: {sorted(ARCHITECTURES)}")
+    config_class = getattr(transformers, ARCHITECTURES[spec.architecture]["config"])
+    fields = spec.shape()
+    if spec.architecture == "bert":
+        if fields.pop("num_key_value_heads") != spec.num_attention_heads:
+            raise ValueError("a BERT encoder has one key/value head per query head: num_key_value_heads must equal "
+                             "num_attention_heads")
+        if tokenizer.mask_token_id is None:
+            raise ValueError("a masked-LM encoder needs a mask token: use tokenizer_path(version=2)")
+        return config_class(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, type_vocab_size=1,
+                            **fields)
+    return config_class(
         vocab_size=len(tokenizer),
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **asdict(spec),
+        **fields,
     )
+
+
+def model_class(size: str | TinySize):
+    """The transformers model class a size is pretrained as (``ARCHITECTURES``): ``LlamaForCausalLM``,
+    ``BertForMaskedLM``. Introduced in 01_tokenizer_and_pretraining.ipynb."""
+    import transformers
+
+    spec = SIZES[size] if isinstance(size, str) else size
+    return getattr(transformers, ARCHITECTURES[spec.architecture]["model"])
 
 
 def model_path(name: str = "base", recipe: PretrainRecipe | None = None, data_dir: Path = DATA_DIR,
@@ -142,26 +207,29 @@ def model_path(name: str = "base", recipe: PretrainRecipe | None = None, data_di
     """Return the folder of the pretrained tiny model ``name``, building it on first use.
 
     The folder holds the model and its tokenizer (``save_pretrained``) and ``build.json`` with the
-    recipe, losses and build time. Introduced in 01_tokenizer_and_pretraining.ipynb.
+    recipe, losses and build time. A causal LM is pretrained on next tokens, an encoder on masked tokens
+    (``masked_batches``). Introduced in 01_tokenizer_and_pretraining.ipynb.
     """
-    from transformers import AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
     recipe = recipe or DEFAULT_RECIPES[name]
-    tok_dir = tokenizer_path(data_dir)
-    key = _digest(asdict(SIZES[name]), asdict(recipe), tok_dir.name, _corpus_digest(data_dir),
-                  _corpus_digest(data_dir, "chat.jsonl"))
+    spec = SIZES[name]
+    architecture = ARCHITECTURES[spec.architecture]
+    tok_dir = tokenizer_path(data_dir, version=architecture["tokenizer"])
+    key = _digest(asdict(spec), asdict(recipe), tok_dir.name, _corpus_digest(data_dir), _corpus_digest(data_dir, "chat.jsonl"))
     folder = cache_dir() / f"tiny-{name}-{key}"
     if (folder / "build.json").exists():
         return folder
     start = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(tok_dir)
     torch.manual_seed(recipe.seed)
-    model = LlamaForCausalLM(llama_config(name, tok))
+    model = model_class(name)(model_config(name, tok))
     # The stories plus generic ChatML dialogues, as in a real base model's pretraining mix (see data.build_chats).
     chats = [tok.apply_chat_template(m, tokenize=False) for m in load_chats(data_dir)]
     rows = pack_corpus(load_corpus("train", data_dir) + chats, tok, recipe.seq_len)
-    losses = pretrain(model, rows, recipe, progress=progress)
-    info = {"name": name, "size": asdict(SIZES[name]), "recipe": asdict(recipe), "losses": losses,
+    collate = masked_batches(tok) if architecture["objective"] == "masked" else None
+    losses = pretrain(model, rows, recipe, progress=progress, collate=collate)
+    info = {"name": name, "size": asdict(spec), "recipe": asdict(recipe), "losses": losses,
             "parameters": model.num_parameters(), "build_seconds": round(time.perf_counter() - start, 1)}
 
     def save(tmp: Path) -> None:

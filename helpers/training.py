@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+MASK_PROBABILITY = 0.15  # share of tokens a masked-LM encoder learns to restore (BERT's)
+
 
 @dataclass(frozen=True)
 class PretrainRecipe:
@@ -66,8 +68,9 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def pretrain(model, rows: torch.Tensor, recipe: PretrainRecipe, progress: bool = True) -> list[float]:
-    """Causal-LM pretraining with AdamW on packed rows; returns the loss per step.
+def pretrain(model, rows: torch.Tensor, recipe: PretrainRecipe, progress: bool = True, collate=None) -> list[float]:
+    """Pretraining with AdamW on packed rows; returns the loss per step. Causal LM (each row is its own labels)
+    unless ``collate(batch) -> model inputs`` makes another objective's batch (``masked_batches``: masked LM).
 
     The same loop is written out step by step in 01_tokenizer_and_pretraining.ipynb; this copy builds the
     cached models the later lessons start from.
@@ -82,7 +85,7 @@ def pretrain(model, rows: torch.Tensor, recipe: PretrainRecipe, progress: bool =
         for group in opt.param_groups:
             group["lr"] = lr_at(step, recipe.steps, recipe.lr, recipe.warmup)
         batch = rows[torch.randint(len(rows), (recipe.batch_size,), generator=gen)]
-        loss = model(input_ids=batch, labels=batch).loss
+        loss = model(**(collate(batch) if collate else {"input_ids": batch, "labels": batch})).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -90,3 +93,19 @@ def pretrain(model, rows: torch.Tensor, recipe: PretrainRecipe, progress: bool =
         losses.append(loss.item())
     model.eval()
     return losses
+
+
+def masked_batches(tokenizer, probability: float = MASK_PROBABILITY):
+    """``collate(rows) -> {"input_ids", "labels"}`` of masked-LM pretraining: ``transformers``'
+    ``DataCollatorForLanguageModeling`` (``probability`` of the tokens chosen; of those 80 % become the mask token,
+    10 % a random token, 10 % stay; labels -100 elsewhere), drawing from torch's global generator (seed it
+    first). Introduced in 01_tokenizer_and_pretraining.ipynb (for the encoder size of ``helpers.tiny``)."""
+    from transformers import DataCollatorForLanguageModeling
+
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=probability, return_tensors="pt")
+
+    def collate(rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch = collator.torch_call([{"input_ids": row} for row in rows])
+        return {"input_ids": batch["input_ids"], "labels": batch["labels"]}
+
+    return collate

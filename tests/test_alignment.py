@@ -19,7 +19,7 @@ def test_as_sft_rows_keeps_the_chosen_reply():
 
 def test_reward_scores_do_not_depend_on_padding():
     tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
-    config = tiny.llama_config("draft", tok)
+    config = tiny.model_config("draft", tok)
     config.num_labels, config.pad_token_id = 1, tok.pad_token_id
     torch.manual_seed(0)
     model = LlamaForSequenceClassification(config)
@@ -35,7 +35,7 @@ def test_reward_scores_do_not_depend_on_padding():
 def test_reply_logps_sum_the_reply_tokens_after_the_prompt():
     tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
     torch.manual_seed(0)
-    model = LlamaForCausalLM(tiny.llama_config("draft", tok)).eval()
+    model = LlamaForCausalLM(tiny.model_config("draft", tok)).eval()
     pairs = data.load_split("preference", "test")[::50]
     prompts, replies = [p["prompt"] for p in pairs], [p["rejected"] for p in pairs]
     batched = alignment.reply_logps(model, tok, prompts, replies, batch_size=len(pairs))

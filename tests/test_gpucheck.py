@@ -4,14 +4,17 @@
 import huggingface_hub
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
 from course import gpucheck
 from helpers import profiles, recipes, standins, tiny
 
 # Parameter counts of the real checkpoints (their model cards / safetensors index): the stand-ins must match.
 OFFICIAL_PARAMETERS = {"Qwen/Qwen2.5-0.5B": 494_032_768, "Qwen/Qwen2.5-0.5B-Instruct": 494_032_768,
-                       "Qwen/Qwen2.5-1.5B": 1_543_714_304, "Qwen/Qwen2.5-1.5B-Instruct": 1_543_714_304}
+                       "Qwen/Qwen2.5-1.5B": 1_543_714_304, "Qwen/Qwen2.5-1.5B-Instruct": 1_543_714_304,
+                       "sentence-transformers/all-MiniLM-L6-v2": 22_713_216}  # BertModel with its pooler
+CAUSAL = sorted(h for h in profiles.HUB_SHAPES if not standins.is_encoder(h))
+ENCODERS = sorted(h for h in profiles.HUB_SHAPES if standins.is_encoder(h))
 
 
 def test_every_hub_model_of_the_t4_profile_has_a_shape():
@@ -19,7 +22,7 @@ def test_every_hub_model_of_the_t4_profile_has_a_shape():
     assert profiles.hub_ids("tiny") == []
 
 
-@pytest.mark.parametrize("hub_id", sorted(profiles.HUB_SHAPES))
+@pytest.mark.parametrize("hub_id", CAUSAL)
 def test_stand_in_has_the_shapes_of_the_config(hub_id):
     tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
     config = standins.stand_in_config(hub_id, tok)
@@ -35,6 +38,17 @@ def test_stand_in_has_the_shapes_of_the_config(hub_id):
     assert layer.self_attn.k_proj.weight.shape == (shape["num_key_value_heads"] * head_dim, shape["hidden_size"])
     assert layer.mlp.up_proj.weight.shape == (shape["intermediate_size"], shape["hidden_size"])
     assert config.eos_token_id == tok.eos_token_id < config.vocab_size
+
+
+@pytest.mark.parametrize("hub_id", ENCODERS)
+def test_encoder_stand_in_has_the_shapes_of_the_config(hub_id):
+    tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path(version=2))
+    config = standins.stand_in_config(hub_id, tok)
+    shape = profiles.HUB_SHAPES[hub_id]
+    assert all(getattr(config, k) == v for k, v in shape.items()), hub_id
+    assert standins.auto_class(hub_id) is AutoModelForMaskedLM
+    with torch.device("meta"):
+        assert AutoModel.from_config(config).num_parameters() == OFFICIAL_PARAMETERS[hub_id]
 
 
 def test_stand_ins_load_by_their_hub_id_offline_as_a_download_would(tmp_path, monkeypatch):
@@ -60,7 +74,7 @@ def test_stand_ins_load_by_their_hub_id_offline_as_a_download_would(tmp_path, mo
 def test_small_stand_ins_keep_the_architecture_and_the_order_of_sizes():
     tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
     counts = {}
-    for hub_id in profiles.HUB_SHAPES:
+    for hub_id in CAUSAL:
         config = standins.stand_in_config(hub_id, tok, "small")
         assert config.model_type == profiles.HUB_SHAPES[hub_id]["model_type"] and config.vocab_size == len(tok)
         assert config.tie_word_embeddings == profiles.HUB_SHAPES[hub_id]["tie_word_embeddings"]
@@ -69,6 +83,26 @@ def test_small_stand_ins_keep_the_architecture_and_the_order_of_sizes():
             counts[hub_id] = AutoModelForCausalLM.from_config(config).num_parameters()
     assert max(counts.values()) < 1_000_000
     assert counts["Qwen/Qwen2.5-1.5B-Instruct"] > 2 * counts["Qwen/Qwen2.5-0.5B"]  # teacher > student, target > draft
+
+
+def test_an_encoder_stand_in_is_built_and_loaded_as_an_encoder(tmp_path, monkeypatch):
+    """Stand-ins are built per architecture class: a BERT-class Hub id gets a masked-LM encoder with the course
+    tokenizer's mask token, loaded by its id offline as AutoModelForMaskedLM and as a bare AutoModel (what a
+    sentence-embedding library loads)."""
+    hub_id = ENCODERS[0]
+    folder = standins.build(hub_id, tmp_path, "small")
+    for name, value in standins.environment(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    tok = AutoTokenizer.from_pretrained(hub_id)
+    assert tok.mask_token == "<|mask|>" and str(folder).startswith(str(tmp_path))
+    encoder = AutoModelForMaskedLM.from_pretrained(hub_id)
+    assert encoder.config.model_type == "bert" and not encoder.config.is_decoder
+    assert encoder.num_parameters() < 1_000_000
+    ids = tok(["The capital of Eldoria is <|mask|>."], return_tensors="pt")
+    assert encoder(**ids).logits.shape[-1] == len(tok)
+    assert AutoModel.from_pretrained(hub_id)(**ids).last_hidden_state.shape[-1] == encoder.config.hidden_size
 
 
 def test_small_stand_ins_end_their_replies_soon():

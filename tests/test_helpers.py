@@ -108,7 +108,7 @@ def test_attention_params_exercise_matches_the_model():
 
     from helpers import tiny
 
-    config = tiny.llama_config("base", AutoTokenizer.from_pretrained(tiny.tokenizer_path()))
+    config = tiny.model_config("base", AutoTokenizer.from_pretrained(tiny.tokenizer_path()))
     model = LlamaForCausalLM(config)
     counted = sum(p.numel() for n, p in model.named_parameters() if any(k in n for k in ("q_proj", "k_proj", "v_proj", "o_proj")))
     assert exercises.check("01.attention_params", counted, config=config) is True
@@ -199,8 +199,12 @@ def test_setup_makes_the_lesson_seed_the_shared_models_seed(monkeypatch):
 
     monkeypatch.setenv(cache.SEED_VARIABLE, "0")  # restored after the test, whatever setup writes
     assert cache.shared_seed() == 0
-    environment.setup(3, "tiny", verbose=False)
+    profile, device, cfg, prec = environment.setup(3, "tiny", verbose=False, sft_steps=7, eval_rows=None)
     assert cache.shared_seed() == 3, "tiny:sft/rm/dpo loaded after setup are built with the lesson's SEED"
+    assert (profile, device, prec.name) == ("tiny", "cpu", "fp32")
+    assert cfg.sft_steps == 7 and cfg.eval_rows == profiles.PROFILES["tiny"].eval_rows, "None keeps the profile's"
+    with pytest.raises(ValueError, match="unknown profile field"):
+        environment.setup(3, "tiny", verbose=False, sft_step=7)
     monkeypatch.setenv(cache.SEED_VARIABLE, "three")
     with pytest.raises(ValueError, match="COURSE_SEED"):
         cache.shared_seed()

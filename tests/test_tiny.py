@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
 from helpers import cache, comparison, data, evaluation, recipes, tiny, training
 
@@ -67,9 +67,39 @@ def test_build_is_deterministic_and_cached(tmp_path, monkeypatch):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+def test_tokenizer_versions_keep_every_id_and_add_the_mask_token():
+    first, second = (AutoTokenizer.from_pretrained(tiny.tokenizer_path(version=v)) for v in (1, 2))
+    assert second.get_vocab() == {**first.get_vocab(), "<|mask|>": len(first)}, "appended: no trained id moves"
+    assert first.mask_token is None and second.mask_token_id == len(first)
+    doc = data.load_corpus("validation")[0]
+    assert first(doc)["input_ids"] == second(doc)["input_ids"]
+    assert tiny.tokenizer_path(version=2).name.startswith(tiny.tokenizer_path().name)  # v1's models keep their key
+    with pytest.raises(ValueError, match="no tokenizer version 9"):
+        tiny.tokenizer_path(version=9)
+
+
+def test_an_encoder_size_is_a_bert_pretrained_with_masked_lm(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    folder = tiny.model_path("encoder", recipe=training.PretrainRecipe(steps=30, seq_len=64, lr=3e-3), progress=False)
+    tok, model = AutoTokenizer.from_pretrained(folder), AutoModelForMaskedLM.from_pretrained(folder)
+    assert model.config.model_type == "bert" and tok.mask_token == "<|mask|>"
+    rows = training.pack_corpus(data.load_corpus("validation"), tok, 64)[:32]
+    torch.manual_seed(0)
+    untrained = tiny.model_class("encoder")(tiny.model_config("encoder", tok))
+    before, after = (evaluation.masked_token_accuracy(m, rows, tok) for m in (untrained, model))
+    assert before < 0.01 and after > 0.05, (before, after)
+    assert evaluation.masked_token_accuracy(model, rows, tok) == after  # seeded: the same positions each call
+    with pytest.raises(ValueError, match="needs a mask token"):
+        tiny.model_config("encoder", AutoTokenizer.from_pretrained(tiny.tokenizer_path()))
+    with pytest.raises(ValueError, match="one key/value head per query head"):
+        tiny.model_config(tiny.TinySize(64, 128, 2, 4, 2, architecture="bert"), tok)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        tiny.model_config(tiny.TinySize(64, 128, 2, 4, 2, architecture="mamba"), tok)
+
+
 def test_draft_is_smaller_and_shares_the_tokenizer():
     tok = AutoTokenizer.from_pretrained(tiny.tokenizer_path())
-    base, draft = (tiny.llama_config(n, tok) for n in ("base", "draft"))
+    base, draft = (tiny.model_config(n, tok) for n in ("base", "draft"))
     assert draft.vocab_size == base.vocab_size
     assert draft.hidden_size < base.hidden_size and draft.num_hidden_layers < base.num_hidden_layers
 
