@@ -109,3 +109,14 @@ def masked_batches(tokenizer, probability: float = MASK_PROBABILITY):
         return {"input_ids": batch["input_ids"], "labels": batch["labels"]}
 
     return collate
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The distillation term (Hinton et al.): ``T² · KL(softmax(teacher / T) ‖ softmax(student / T))``, averaged over
+    the rows (one row of logits per position). Lesson 05 writes it by hand over a teacher's top-k and checks it
+    against this; lesson 16 recovers a pruned model with it. Introduced in 05_distillation.ipynb."""
+    import torch.nn.functional as F
+
+    return F.kl_div(F.log_softmax(student_logits / temperature, -1), F.log_softmax(teacher_logits / temperature, -1),
+                    reduction="batchmean", log_target=True) * temperature**2
+

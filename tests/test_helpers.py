@@ -419,6 +419,13 @@ def test_run_again_exercises_wait_for_the_rerun_and_check_its_outcome(capsys):
     assert exercises.check_rerun("10.n_boot", n_boot=200, intervals=recompute(200), recompute=recompute) is True
     shifted = {name: {"all": (ci[0] + 0.1, *ci[1:])} for name, per in recompute(200).items() for ci in per.values()}
     assert exercises.check_rerun("10.n_boot", n_boot=200, intervals=shifted, recompute=recompute) is False
+    sft = {"hallucination": 1.0, "per_task": {"add": 0.95, "capital": 1.0, "letter": 0.975, "unknown": 0.0}}
+    declined = {"hallucination": 0.08, "per_task": {"add": 0.91, "capital": 1.0, "letter": 0.975, "unknown": 0.92}}
+    assert exercises.check_rerun("07.beta_half", beta=0.1, runs={"SFT": sft, "DPO": declined}) is None
+    assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": declined}) is True
+    assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": sft}) is False  # never declines
+    costly = {**declined, "per_task": {**declined["per_task"], "add": 0.7}}  # declines, but sums fall 25 points
+    assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": costly}) is False
 
 
 def test_cache_dir_survives_a_kaggle_session_unless_told_otherwise(tmp_path, monkeypatch):

@@ -1,0 +1,97 @@
+"""helpers.pipeline with toy stages: artifacts on disk, skip when done, rerun what a change touches, no half-made
+stage after a failure, one report."""
+
+import json
+
+import pytest
+
+from helpers.pipeline import Pipeline
+
+CALLS: list[str] = []
+
+
+def make_data(out, inputs, rows=3):
+    CALLS.append("data")
+    (out / "rows.txt").write_text("\n".join(str(i) for i in range(rows)))
+    return {"rows": rows}
+
+
+def train(out, inputs, lr=0.1):
+    CALLS.append("train")
+    rows = (inputs["data"] / "rows.txt").read_text().split()
+    (out / "model.txt").write_text(str(len(rows) * lr))
+    return {"loss": 1 / (1 + len(rows) * lr), "per_task": {"add": 0.5}}
+
+
+def evaluate(out, inputs):
+    CALLS.append("evaluate")
+    return {"score": float((inputs["train"] / "model.txt").read_text())}
+
+
+def broken(out, inputs):
+    (out / "half.bin").write_bytes(b"x")
+    raise RuntimeError("out of memory")
+
+
+def build(root, lr=0.1, rows=3):
+    pipe = Pipeline(root, verbose=False)
+    pipe.run("data", make_data, rows=rows)
+    pipe.run("train", train, needs=("data",), lr=lr)
+    pipe.run("evaluate", evaluate, needs=("train",))
+    return pipe
+
+
+def test_a_resumed_run_skips_every_done_stage_and_reproduces_the_results(tmp_path):
+    CALLS.clear()
+    first = build(tmp_path)
+    report = first.report("toy").read_text()
+    results = (tmp_path / "results.json").read_text()
+    assert CALLS == ["data", "train", "evaluate"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["00_data", "01_train", "02_evaluate"]
+    assert "## train" in report and "reads: `data`" in report and "| loss | 0.7692 |" in report
+    CALLS.clear()
+    again = build(tmp_path)
+    assert CALLS == [], "every artifact was there"
+    assert all(done["skipped"] for done in again.results.values())
+    again.report("toy")
+    assert (tmp_path / "results.json").read_text() == results
+    assert "skipped: its artifact was already there" in (tmp_path / "report.md").read_text()
+
+
+def test_a_changed_parameter_reruns_its_stage_and_those_that_read_it(tmp_path):
+    build(tmp_path)
+    CALLS.clear()
+    pipe = build(tmp_path, lr=0.2)
+    assert CALLS == ["train", "evaluate"], "data did not change"
+    assert pipe.results["data"]["skipped"] and not pipe.results["evaluate"]["skipped"]
+    assert json.loads((tmp_path / "01_train" / "stage.json").read_text())["params"] == {"lr": 0.2}
+    CALLS.clear()
+    build(tmp_path, lr=0.2, rows=5)
+    assert CALLS == ["data", "train", "evaluate"], "a change upstream reruns everything downstream"
+
+
+def test_a_failed_stage_leaves_nothing_and_the_next_run_resumes_there(tmp_path):
+    pipe = Pipeline(tmp_path, verbose=False)
+    pipe.run("data", make_data)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        pipe.run("train", broken, needs=("data",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["00_data"], "no half-made artifact"
+    CALLS.clear()
+    build(tmp_path)
+    assert CALLS == ["train", "evaluate"]
+
+
+def test_mistakes_in_a_pipeline_are_named(tmp_path):
+    pipe = Pipeline(tmp_path, verbose=False)
+    with pytest.raises(KeyError, match="needs \\['data'\\], which have not run"):
+        pipe.run("train", train, needs=("data",))
+    pipe.run("data", make_data)
+    with pytest.raises(ValueError, match="runs twice"):
+        pipe.run("data", make_data)
+    with pytest.raises(ValueError, match="Python identifier"):
+        pipe.run("my stage", make_data)
+    with pytest.raises(TypeError, match="'make_data': got an unexpected keyword argument 'steps'"):
+        pipe.run("more", make_data, steps=3)
+    with pytest.raises(TypeError, match="must return a dict"):
+        pipe.run("nothing", lambda out, inputs: None)
+    assert not list(tmp_path.glob("*nothing*"))
