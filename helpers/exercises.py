@@ -252,13 +252,14 @@ def _beta_half(beta, runs):
     moved = sum(dpo["per_task"][t] - sft["per_task"][t] for t in known) / len(known)
     seen = (f"hallucination {sft['hallucination']:.0%} → {dpo['hallucination']:.0%}, the known tasks "
             f"{moved:+.1%} on average")
-    if drop >= 0.3 and moved >= -0.05:
+    if drop >= 0.3 and moved >= -0.10:  # measured over seeds 0 1 x default avx2: drops 0.92-1.0, tasks -0.04 to -0.01
         return True, (f"yes to both: {seen}. β scales the implicit reward β·log(π/π_ref): with β = 0.5 the loss is "
                       "satisfied by a fifth of the log-ratio margin β = 0.1 needs, so the policy moves less from the "
                       "reference for the same preference: on these pairs still enough to learn the decline, and less "
                       "pull away from the tasks")
     return False, (f"{seen}: with β = 0.5 DPO should still cut hallucination by 30 points or more and keep the known "
-                   "tasks within 5 points (it did on every seed and CPU kernel set we tried). Is BETA the only change?")
+                   "tasks within 10 points on average (it did on every seed and CPU kernel set we tried, by 4 points or "
+                   "less). Is BETA the only change?")
 
 
 rerun_exercise("10.n_boot", lambda n_boot, **_: n_boot != 2000, _n_boot,

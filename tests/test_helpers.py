@@ -424,7 +424,7 @@ def test_run_again_exercises_wait_for_the_rerun_and_check_its_outcome(capsys):
     assert exercises.check_rerun("07.beta_half", beta=0.1, runs={"SFT": sft, "DPO": declined}) is None
     assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": declined}) is True
     assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": sft}) is False  # never declines
-    costly = {**declined, "per_task": {**declined["per_task"], "add": 0.7}}  # declines, but sums fall 25 points
+    costly = {**declined, "per_task": {**declined["per_task"], "add": 0.5}}  # declines, but sums fall 45 points
     assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": costly}) is False
 
 
