@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.paths import DATA_DIR
+from helpers.tasks import FAMILIES, TRAIN_PHRASINGS, Context, phrasings  # noqa: F401 - TRAIN_PHRASINGS: readers
 from helpers.userdata import DataError, check_messages, json_lines  # noqa: F401 - DataError is part of this API
 
 SEED = 1234
@@ -95,27 +96,10 @@ class Task:
     wrong: str  # a near-miss wrong answer, the rejected reply of half the preference pairs (see _rejected)
 
 
-# Prompt templates per task: training and validation rows use the first TRAIN_PHRASINGS, the test split only the
-# last one, so every test prompt is new text. Six phrasings, not two: with two, how well the SFT model carried its
-# answers over to the unseen one was a draw (sums 0.66-0.95 over seeds x CPU kernel sets); with six it is not.
-TEMPLATES = {
-    "add": ("What is {a} + {b}?", "Add {a} and {b}.", "What is {a} plus {b}?", "Sum {a} and {b}.",
-            "How much is {a} + {b}?", "Tell me {a} + {b}.", "Compute {a} + {b}."),
-    "capital": ("What is the capital of {c}?", "Name the capital of {c}.", "Tell me the capital of {c}.",
-                "Give the capital of {c}.", "What city is the capital of {c}?", "The capital of {c} is which city?",
-                "Which city is the capital of {c}?"),
-    "letter": ("What is the first letter of {w}?", "Which letter does {w} start with?",
-               "Tell me the first letter of {w}.", "Give the first letter of {w}.", "What letter does {w} begin with?",
-               "The word {w} starts with which letter?", "Name the first letter of {w}."),
-}
-TRAIN_PHRASINGS = 6
-TASK_NAMES = tuple(TEMPLATES)
-
-
-def _phrasings(forms: tuple[str, ...], split: str) -> tuple[str, ...]:
-    """The phrasings a split may use: the first ``TRAIN_PHRASINGS`` in train and validation, the held-out rest in
-    test."""
-    return forms[TRAIN_PHRASINGS:] if split == "test" else forms[:TRAIN_PHRASINGS]
+# The task families (phrasings, how an example is drawn, distractors, answer shapes) live in helpers.tasks; these
+# names are theirs, kept here for the generator below and its readers.
+TEMPLATES = {name: family.templates for name, family in FAMILIES.items()}
+TASK_NAMES = tuple(FAMILIES)
 
 
 def _pair_split(rng: random.Random) -> dict[str, list[tuple[int, int]]]:
@@ -134,22 +118,13 @@ def build_tasks(seed: int = SEED) -> dict[str, list[Task]]:
     sizes = {"train": 3000, "validation": 150, "test": 240}
     splits: dict[str, list[Task]] = {}
     for split, size in sizes.items():
-        rows = []
+        context, rows = Context(pair_split[split], countries, LETTER_WORDS), []
         for i in range(size):
-            kind = TASK_NAMES[i % len(TASK_NAMES)]
-            phrasings = _phrasings(TEMPLATES[kind], split)
-            template = phrasings[0] if split == "test" else rng.choice(phrasings)
-            if kind == "add":
-                a, b = rng.choice(pair_split[split])
-                wrong = a + b + rng.choice([-1, 1]) if a + b > 0 else 1
-                rows.append(Task(kind, template.format(a=a, b=b), str(a + b), str(wrong)))
-            elif kind == "capital":
-                country, capital = rng.choice(countries)
-                other = rng.choice([c for _, c in countries if c != capital])
-                rows.append(Task(kind, template.format(c=country), capital, other))
-            else:
-                word = rng.choice(LETTER_WORDS)
-                rows.append(Task(kind, template.format(w=word), word[0], chr((ord(word[0]) - 96) % 26 + 97)))
+            family = list(FAMILIES.values())[i % len(FAMILIES)]  # the families in turn
+            forms = phrasings(family.templates, split)
+            template = forms[0] if split == "test" else rng.choice(forms)
+            fields, answer, wrong = family.draw(rng, context)
+            rows.append(Task(family.name, template.format(**fields), answer, wrong))
         splits[split] = rows
     return splits
 
@@ -160,7 +135,7 @@ def unseen_sums(seed: int = SEED) -> list[Task]:
     Not part of the test split: whether a small model adds pairs it never saw answered is arithmetic, not what SFT
     teaches, and which of them come out right is a draw of the run. Lesson 02 shows it. Introduced in 02_sft.ipynb.
     """
-    form = _phrasings(TEMPLATES["add"], "test")[0]
+    form = phrasings(TEMPLATES["add"], "test")[0]
     return [Task("add", form.format(a=a, b=b), str(a + b), str(a + b + 1))
             for a, b in _pair_split(random.Random(seed))["unseen"]]
 
@@ -178,23 +153,16 @@ def build_unknown(seed: int = SEED) -> dict[str, list[Task]]:
     names = _unknown_countries(known, rng)
     splits = {}
     for split, size in UNKNOWN_ROWS.items():
-        templates = _phrasings(TEMPLATES["capital"], split)
+        templates = phrasings(TEMPLATES["capital"], split)
         splits[split] = [Task("unknown", rng.choice(templates).format(c=rng.choice(names[split])), IDK,
                               rng.choice(known)[1]) for _ in range(size)]
     return splits
 
 
-# Distracting sentences of the ``rl`` split: each names another item of the question's kind (a number, a capital,
-# a word), before or after the question. Training rows use the first six, test rows only the last two (six, not
-# two, for the reason the task templates have six: what a policy learns on two phrasings may not carry over).
-DISTRACTORS = {
-    "add": ("{n} has {d} apples.", "{n} found {d} coins.", "{n} ate {d} plums.", "{n} made {d} cakes.",
-            "There are {d} cups.", "{n} saw {d} cats.", "{n} lost {d} coins.", "There were {d} birds."),
-    "capital": ("The capital of {c} is {k}.", "{n} traveled to {k}.", "{n} flew to {k}.", "{n} lives in {k}.",
-                "{k} is a big city.", "We met in {k}.", "{k} is the capital of {c}.", "{n} walked to {k}."),
-    "letter": ("{n} found the {w}.", "The {w} was {adj}.", "{n} saw a {w}.", "{n} wanted the {w}.",
-               "The {w} is here.", "{n} gave me the {w}.", "{n} painted the {w}.", "My {w} is {adj}."),
-}
+# Distracting sentences of the ``rl`` split, per family (helpers.tasks): each names another item of the question's
+# kind (a number, a capital, a word), before or after the question; training rows use the first six, test rows only
+# the last two.
+DISTRACTORS = {name: family.distractors for name, family in FAMILIES.items()}
 
 
 def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
@@ -210,7 +178,7 @@ def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
     countries = _known_countries(seed)
     splits = {}
     for split, tasks in build_tasks(seed).items():
-        forms = {kind: _phrasings(f, split) for kind, f in DISTRACTORS.items()}
+        forms = {kind: phrasings(family.distractors, split) for kind, family in FAMILIES.items()}
         rows = []
         for t in tasks:
             country, capital = rng.choice([p for p in countries if p[1] != t.answer])
@@ -354,12 +322,8 @@ def _rejected(task: Task, rng: random.Random, capitals: list[str]) -> str:
     letter, a sum off by one) and cannot rank the other mistakes a sampling policy makes (lesson 06)."""
     if rng.random() < 0.5:
         return task.wrong
-    if task.task == "add":
-        options = [str(v) for v in range(19)]
-    elif task.task == "letter":
-        options = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    else:  # capital, unknown: a known country's capital
-        options = capitals
+    family = FAMILIES.get(task.task, FAMILIES["capital"])  # unknown: a known country's capital, as a hallucination
+    options = family.wrong_answers(Context([], [(None, c) for c in capitals], LETTER_WORDS))
     return rng.choice([o for o in options if o != task.answer])
 
 

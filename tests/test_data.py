@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from helpers import data, userdata
+from helpers import data, tasks, userdata
 
 
 def test_shipped_files_equal_a_fresh_build(tmp_path):
@@ -33,7 +33,7 @@ def test_test_split_is_held_out():
     unseen = data.load_split("sft", "unseen")
     answered = set().union(*(data.add_pairs(data.load_split("sft", s)) for s in ("train", "validation", "test")))
     assert len(unseen) == len(data.add_pairs(unseen)) == 20 and not data.add_pairs(unseen) & answered
-    held_out = {form for family in data.TEMPLATES.values() for form in family[data.TRAIN_PHRASINGS:]}
+    held_out = {form for family in data.TEMPLATES.values() for form in family[tasks.TRAIN_PHRASINGS:]}
     assert {r["messages"][0]["content"].split()[0] for r in unseen} == {"Compute"} and len(held_out) == 3
 
 
@@ -70,7 +70,7 @@ def test_rl_rows_add_a_distractor_of_the_same_kind_with_held_out_phrasings():
     sft = {s: [r["messages"][0]["content"] for r in data.load_split("sft", s)] for s in ("train", "test")}
     for split in ("train", "test"):
         rows = data.load_split("rl", split)
-        forms = [f for family in data.DISTRACTORS.values() for f in data._phrasings(family, split)]
+        forms = [f for family in data.DISTRACTORS.values() for f in tasks.phrasings(family, split)]
         patterns = [re.sub(r"\\\{\w+\\\}", r"\\w+", re.escape(f)) for f in forms]  # "{n} has" -> r"\w+\ has"
         for row, question in zip(rows, sft[split]):  # the same questions as the SFT split, in the same order
             prompt = row["prompt"][0]["content"]
@@ -354,3 +354,21 @@ def test_a_pair_that_teaches_nothing_is_refused_by_line(tmp_path):
 def _jsonl_file(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def test_every_family_draws_answers_of_its_shape_and_a_new_family_is_one_entry(monkeypatch):
+    rows = data.load_split("sft", "train") + data.load_split("sft", "test")
+    for name, family in tasks.FAMILIES.items():
+        answers = [r["messages"][-1]["content"] for r in rows if r["task"] == name]
+        assert answers and all(family.well_formed(a) for a in answers), name
+        assert len(family.templates) > tasks.TRAIN_PHRASINGS and len(family.distractors) == 8
+    context = tasks.Context([(3, 4)], [("Eldoria", "Varn"), ("Mossia", "Kell")], ("lemon",))
+    assert tasks.FAMILIES["add"].draw(__import__("random").Random(0), context)[:2] == ({"a": 3, "b": 4}, "7")
+    double = tasks.Family("double", tuple(f"Q{k}: twice {{a}}?" for k in range(7)), tasks.FAMILIES["add"].distractors,
+                          r"\d+", lambda rng, c: ({"a": rng.choice(c.pairs)[0]}, "0", "1"),
+                          lambda c: ["0", "1"])
+    monkeypatch.setitem(tasks.FAMILIES, "double", double)
+    built = data.build_tasks()
+    assert {t.task for t in built["train"]} == {"add", "capital", "letter", "double"}
+    assert all(t.prompt.startswith("Q6:") for t in built["test"] if t.task == "double"), "the held-out phrasing"
+    assert {t.task for t in data.build_rl()["test"]} >= {"double"}

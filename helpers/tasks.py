@@ -1,0 +1,98 @@
+"""The course's task families, each in one place: its question phrasings, how one example is drawn (the question's
+fields, the answer, a near miss), the wrong answers of its kind, the distracting sentences of the ``rl`` split, and
+what a well-formed answer looks like. The dataset generator (``helpers.data``) and the lessons read them from here,
+so a new family (multi-step arithmetic, domain Q&A) is one entry of ``FAMILIES``.
+
+Introduced in 02_sft.ipynb (the families the SFT data teaches); 09_grpo.ipynb uses their answer shapes.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Training and validation rows use the first TRAIN_PHRASINGS phrasings of a family, the test split only the rest, so
+# every test prompt is new text. Six, not two: with two, how well the SFT model carried its answers over to the
+# unseen one was a draw (sums 0.66-0.95 over seeds x CPU kernel sets); with six it is not.
+TRAIN_PHRASINGS = 6
+
+
+def phrasings(forms: tuple[str, ...], split: str) -> tuple[str, ...]:
+    """The phrasings a split may use: the first ``TRAIN_PHRASINGS`` in train and validation, the held-out rest in
+    test."""
+    return forms[TRAIN_PHRASINGS:] if split == "test" else forms[:TRAIN_PHRASINGS]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the generator shares with every family's ``draw``: the digit pairs of this split, the (country,
+    capital) pairs the corpus states, the words of the first-letter task."""
+
+    pairs: list[tuple[int, int]]
+    countries: list[tuple[str, str]]
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One task family. ``draw(rng, context) -> (fields, answer, wrong)`` fills a phrasing (``str.format``);
+    ``wrong_answers(context)`` lists every wrong answer of its kind there is to choose from (the rejected replies of
+    half the preference pairs); ``distractors`` are sentences naming another item of the kind (the ``rl`` split,
+    first six for training, the last two held out); ``shape`` is a regex a well-formed answer matches."""
+
+    name: str
+    templates: tuple[str, ...]
+    distractors: tuple[str, ...]
+    shape: str
+    draw: Callable[[random.Random, Context], tuple[dict, str, str]]
+    wrong_answers: Callable[[Context], list[str]]
+
+    def well_formed(self, reply: str) -> bool:
+        """True when ``reply`` (stripped) has this family's answer shape."""
+        return re.fullmatch(self.shape, reply.strip()) is not None
+
+
+def _draw_sum(rng: random.Random, context: Context) -> tuple[dict, str, str]:
+    a, b = rng.choice(context.pairs)
+    wrong = a + b + rng.choice([-1, 1]) if a + b > 0 else 1
+    return {"a": a, "b": b}, str(a + b), str(wrong)
+
+
+def _draw_capital(rng: random.Random, context: Context) -> tuple[dict, str, str]:
+    country, capital = rng.choice(context.countries)
+    other = rng.choice([c for _, c in context.countries if c != capital])
+    return {"c": country}, capital, other
+
+
+def _draw_letter(rng: random.Random, context: Context) -> tuple[dict, str, str]:
+    word = rng.choice(context.words)
+    return {"w": word}, word[0], chr((ord(word[0]) - 96) % 26 + 97)  # the next letter: a near miss
+
+
+FAMILIES = {
+    "add": Family(
+        "add",
+        ("What is {a} + {b}?", "Add {a} and {b}.", "What is {a} plus {b}?", "Sum {a} and {b}.",
+         "How much is {a} + {b}?", "Tell me {a} + {b}.", "Compute {a} + {b}."),
+        ("{n} has {d} apples.", "{n} found {d} coins.", "{n} ate {d} plums.", "{n} made {d} cakes.",
+         "There are {d} cups.", "{n} saw {d} cats.", "{n} lost {d} coins.", "There were {d} birds."),
+        r"\d+", _draw_sum, lambda context: [str(v) for v in range(19)]),
+    "capital": Family(
+        "capital",
+        ("What is the capital of {c}?", "Name the capital of {c}.", "Tell me the capital of {c}.",
+         "Give the capital of {c}.", "What city is the capital of {c}?", "The capital of {c} is which city?",
+         "Which city is the capital of {c}?"),
+        ("The capital of {c} is {k}.", "{n} traveled to {k}.", "{n} flew to {k}.", "{n} lives in {k}.",
+         "{k} is a big city.", "We met in {k}.", "{k} is the capital of {c}.", "{n} walked to {k}."),
+        r"[A-Z][a-z]+", _draw_capital, lambda context: [c for _, c in context.countries]),
+    "letter": Family(
+        "letter",
+        ("What is the first letter of {w}?", "Which letter does {w} start with?", "Tell me the first letter of {w}.",
+         "Give the first letter of {w}.", "What letter does {w} begin with?", "The word {w} starts with which letter?",
+         "Name the first letter of {w}."),
+        ("{n} found the {w}.", "The {w} was {adj}.", "{n} saw a {w}.", "{n} wanted the {w}.", "The {w} is here.",
+         "{n} gave me the {w}.", "{n} painted the {w}.", "My {w} is {adj}."),
+        r"[a-z]", _draw_letter, lambda context: [chr(c) for c in range(ord("a"), ord("z") + 1)]),
+}
