@@ -541,3 +541,18 @@ def _magnitude_mask(candidate):
         return False, f"you keep {int(mine.sum())} weights, torch's l1_unstructured keeps {int(theirs.sum())}; " \
                       f"{int((mine != theirs).sum())} positions differ"
     return True, ""
+
+
+KINDS = {"answer": CHECKERS, "run again": RERUNS, "code": CODE_CHECKERS}  # check, check_rerun, check_code
+
+
+def of_lesson(number: str) -> dict[str, str]:
+    """Every exercise of lesson ``number`` ("07"), whatever its kind: ``{name: kind}`` with kind "answer"
+    (``check``, ``solution``), "run again" (``check_rerun``) or "code" (``check_code``). Introduced in
+    00_welcome.ipynb."""
+    found = {name: kind for kind, registry in KINDS.items() for name in registry if name.split(".")[0] == number}
+    if not found:
+        raise KeyError(f"lesson {number!r} has no exercises; lessons with exercises: "
+                       f"{sorted({n.split('.')[0] for registry in KINDS.values() for n in registry})}")
+    return dict(sorted(found.items()))
+

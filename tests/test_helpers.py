@@ -441,3 +441,25 @@ def test_cache_dir_survives_a_kaggle_session_unless_told_otherwise(tmp_path, mon
     monkeypatch.delenv("COURSE_CACHE")
     monkeypatch.setattr(paths, "PERSISTENT_ROOTS", (tmp_path / "absent",))
     assert paths.cache_dir() == paths.Path.home() / ".cache" / "llm-course"
+
+
+def test_every_exercise_is_findable_by_lesson_and_each_run_again_one_is_in_its_notebook():
+    import re
+
+    from helpers.paths import NOTEBOOKS_DIR
+
+    assert exercises.of_lesson("07") == {"07.beta_half": "run again", "07.dpo_loss": "code",
+                                         "07.implicit_reward": "answer"}
+    every = {name for registry in exercises.KINDS.values() for name in registry}
+    lessons = {path.name[:2] for path in NOTEBOOKS_DIR.glob("*.ipynb")}
+    assert {name.split(".")[0] for name in every} <= lessons, "an exercise of a lesson that does not exist"
+    assert sum(len(exercises.of_lesson(n)) for n in {name.split(".")[0] for name in every}) == len(every)
+    with pytest.raises(KeyError, match="has no exercises"):
+        exercises.of_lesson("99")
+    called = set()
+    for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
+        text = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+        names = re.findall(r'exercises\.check_rerun\("([^"]+)"', text)
+        assert all(name.startswith(path.name[:2] + ".") for name in names), path.name
+        called |= set(names)
+    assert called == set(exercises.RERUNS), "each run-again checker is called by its lesson, and only those"
