@@ -262,12 +262,30 @@ def _beta_half(beta, runs):
                    "less). Is BETA the only change?")
 
 
+def _add_sums(train_tasks, sampled_before, sampled_after, heldout_before, heldout_after, clean_before, clean_after):
+    key = "pass@1 per task"
+    if "add" not in sampled_before.get(key, {}):
+        return False, "the held-out samples hold no sums: is \"add\" in TRAIN_TASKS?"
+    s0, s1 = sampled_before[key]["add"], sampled_after[key]["add"]
+    greedy = (f"greedy answers, which GRPO does not optimise: with a distractor {heldout_before['add']:.0%} → "
+              f"{heldout_after['add']:.0%}, bare questions (never in the training prompts) {clean_before['add']:.0%} → "
+              f"{clean_after['add']:.0%}")
+    if s1 - s0 >= 0.05:
+        return True, (f"sampled sums with a distractor are right more often: {s0:.0%} → {s1:.0%} of samples at the "
+                      f"training temperature, as for the families before (GRPO raises the probability of the answers "
+                      f"it rewards, on prompts like those it trains on). Now the {greedy}")
+    return False, (f"sampled sums with a distractor {s0:.0%} → {s1:.0%}: training on them should raise that share by 5 "
+                   f"points or more, as it does for the other families. The {greedy}")
+
+
 rerun_exercise("10.n_boot", lambda n_boot, **_: n_boot != 2000, _n_boot,
                "set N_BOOT = 200 in the parameters cell and run the notebook again")
 rerun_exercise("05.alpha_one", lambda alpha, results: alpha == 1.0, _alpha_one,
                "set ALPHA = 1.0 in the parameters cell and run the notebook again")
 rerun_exercise("07.beta_half", lambda beta, **_: beta == 0.5, _beta_half,
                "set BETA = 0.5 in the parameters cell and run the notebook again")
+rerun_exercise("09.add_sums", lambda train_tasks, **_: "add" in train_tasks, _add_sums,
+               'add "add" to TRAIN_TASKS in the parameters cell and run the notebook again')
 rerun_exercise("16.keep_half", lambda keep, **_: keep == 0.5, _keep_half,
                "set KEEP = 0.5 in the parameters cell and run the notebook again")
 

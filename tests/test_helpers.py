@@ -426,6 +426,21 @@ def test_run_again_exercises_wait_for_the_rerun_and_check_its_outcome(capsys):
     assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": sft}) is False  # never declines
     costly = {**declined, "per_task": {**declined["per_task"], "add": 0.5}}  # declines, but sums fall 45 points
     assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": costly}) is False
+    greedy = {"heldout_before": {"add": 0.36}, "heldout_after": {"add": 0.3}, "clean_before": {"add": 0.95},
+              "clean_after": {"add": 0.8}}
+
+    def sampled(add):
+        return {"pass@1": 0.4, "pass@1 per task": {"capital": 0.6, "letter": 0.4, **({"add": add} if add else {})}}
+
+    default = ["capital", "letter"]
+    assert exercises.check_rerun("09.add_sums", train_tasks=default, sampled_before=sampled(None),
+                                 sampled_after=sampled(None), **greedy) is None
+    trained = [*default, "add"]
+    assert exercises.check_rerun("09.add_sums", train_tasks=trained, sampled_before=sampled(0.2),
+                                 sampled_after=sampled(0.35), **greedy) is True
+    assert "95% → 80%" in capsys.readouterr().out, "the rerun's own greedy numbers"
+    assert exercises.check_rerun("09.add_sums", train_tasks=trained, sampled_before=sampled(0.2),
+                                 sampled_after=sampled(0.22), **greedy) is False
 
 
 def test_cache_dir_survives_a_kaggle_session_unless_told_otherwise(tmp_path, monkeypatch):
