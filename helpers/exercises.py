@@ -255,8 +255,8 @@ def _beta_half(beta, runs):
     if drop >= 0.3 and moved >= -0.10:  # measured over seeds 0 1 x default avx2: drops 0.92-1.0, tasks -0.04 to -0.01
         return True, (f"yes to both: {seen}. β scales the implicit reward β·log(π/π_ref): with β = 0.5 the loss is "
                       "satisfied by a fifth of the log-ratio margin β = 0.1 needs, so the policy moves less from the "
-                      "reference for the same preference: on these pairs still enough to learn the decline, and less "
-                      "pull away from the tasks")
+                      "reference for the same preference. On these pairs that is still enough to learn the decline, "
+                      "and the tasks stay: compare the numbers with the default β's run")
     return False, (f"{seen}: with β = 0.5 DPO should still cut hallucination by 30 points or more and keep the known "
                    "tasks within 10 points on average (it did on every seed and CPU kernel set we tried, by 4 points or "
                    "less). Is BETA the only change?")
@@ -283,6 +283,16 @@ def _add_sums(train_tasks, sampled_before, sampled_after, heldout_before, heldou
                    f"often, as it does for the other families. The {greedy}")
 
 
+def _one_rank(ranks, world, fsdp_share, loss_gap):
+    if world == 1 and abs(fsdp_share - 1) < 1e-9 and loss_gap < 1e-4:
+        return True, (f"what changes: one process, rank 0 of world 1. DDP has nobody to average gradients with, and "
+                      f"FSDP shards over one rank, so that rank holds the whole model ({fsdp_share:.0%} of DDP's "
+                      f"parameter bytes). What does not: the losses. The global batch is the same rows in one shard, "
+                      f"so one process, DDP and FSDP take the same steps (largest loss gap {loss_gap:.1e})")
+    return False, (f"with RANKS = 1 the runs should have world 1 (got {world}), FSDP's one rank should hold all of the "
+                   f"model (got {fsdp_share:.0%}) and the losses should match one process (gap {loss_gap:.1e})")
+
+
 rerun_exercise("10.n_boot", lambda n_boot, **_: n_boot != 2000, _n_boot,
                "set N_BOOT = 200 in the parameters cell and run the notebook again")
 rerun_exercise("05.alpha_one", lambda alpha, results: alpha == 1.0, _alpha_one,
@@ -291,6 +301,8 @@ rerun_exercise("07.beta_half", lambda beta, **_: beta == 0.5, _beta_half,
                "set BETA = 0.5 in the parameters cell and run the notebook again")
 rerun_exercise("09.add_sums", lambda train_tasks, **_: "add" in train_tasks, _add_sums,
                'add "add" to TRAIN_TASKS in the parameters cell and run the notebook again')
+rerun_exercise("15.one_rank", lambda ranks, **_: ranks == 1, _one_rank,
+               "set RANKS = 1 in the parameters cell and run the notebook again")
 rerun_exercise("16.keep_half", lambda keep, **_: keep == 0.5, _keep_half,
                "set KEEP = 0.5 in the parameters cell and run the notebook again")
 

@@ -426,6 +426,9 @@ def test_run_again_exercises_wait_for_the_rerun_and_check_its_outcome(capsys):
     assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": sft}) is False  # never declines
     costly = {**declined, "per_task": {**declined["per_task"], "add": 0.5}}  # declines, but sums fall 45 points
     assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": costly}) is False
+    assert exercises.check_rerun("15.one_rank", ranks=2, world=2, fsdp_share=0.5, loss_gap=1e-7) is None
+    assert exercises.check_rerun("15.one_rank", ranks=1, world=1, fsdp_share=1.0, loss_gap=0.0) is True
+    assert exercises.check_rerun("15.one_rank", ranks=1, world=1, fsdp_share=1.0, loss_gap=0.3) is False
     greedy = {"heldout_before": {"add": 0.36}, "heldout_after": {"add": 0.3}, "clean_before": {"add": 0.95},
               "clean_after": {"add": 0.8}}
 
