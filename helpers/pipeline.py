@@ -14,7 +14,8 @@ A stage that raises leaves no folder behind: a run stopped anywhere resumes at t
     pipe.run("merge", merge_adapter, needs=("sft",))
     pipe.report()  # report.md and results.json: one section per stage
 
-Introduced for the capstones (issue 25); tested in tests/test_pipeline.py.
+The stages made from the lessons' recipes are in ``helpers.stages``. Introduced for the capstones (issue 25); tested
+in tests/test_pipeline.py.
 """
 
 from __future__ import annotations

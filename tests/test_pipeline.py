@@ -95,3 +95,28 @@ def test_mistakes_in_a_pipeline_are_named(tmp_path):
     with pytest.raises(TypeError, match="must return a dict"):
         pipe.run("nothing", lambda out, inputs: None)
     assert not list(tmp_path.glob("*nothing*"))
+
+
+def test_the_lessons_stages_chain_on_a_tiny_model_and_resume(tmp_path):
+    """SFT with LoRA (lesson 03) -> merge -> evaluate -> GGUF (lesson 12), each reading the previous artifact."""
+    from helpers import stages
+
+    def chain():
+        pipe = Pipeline(tmp_path, verbose=False)
+        metrics = {"sft": pipe.run("sft", stages.sft, base_model="tiny:base", steps=40, lr=3e-3, eval_rows=64),
+                   "merge": pipe.run("merge", stages.merge, needs=("sft",)),
+                   "evaluate": pipe.run("evaluate", stages.evaluate, needs=("merge",), rows=64),
+                   "gguf": pipe.run("gguf", stages.gguf, needs=("merge",))}
+        return pipe, metrics
+
+    pipe, first = chain()
+    assert first["sft"]["loss_last"] < first["sft"]["loss_first"] / 3
+    assert (tmp_path / "00_sft" / "adapter" / "adapter_config.json").exists()
+    assert first["merge"]["max_logit_diff"] < first["merge"]["logit_tolerance"], "merged = adapter"
+    assert abs(first["evaluate"]["merge"]["accuracy"] - first["sft"]["accuracy_after"]) <= 1 / 64
+    assert first["gguf"]["size_ratio"] > 3, "8-bit GGUF against fp32 safetensors"
+    assert stages.model_dir({"merge": pipe.folder("merge")}) == tmp_path / "01_merge" / "model"
+    with pytest.raises(ValueError, match="exactly one input stage with a model"):
+        stages.model_dir({"sft": pipe.folder("sft")})
+    again, second = chain()
+    assert all(done["skipped"] for done in again.results.values()) and second == first

@@ -1,0 +1,134 @@
+"""Pipeline stages built from the lessons' recipes, for ``helpers.pipeline``: each writes its artifact under its own
+folder and reads the previous stage's from disk. The capstones chain them (issue 25); each is a lesson's technique,
+not a copy of its code: SFT with a LoRA adapter is lesson 03's (``recipes.sft_args``), merging lesson 03's and 07's
+``merge_and_unload``, the GGUF export lesson 12's converter, the score lesson 02's exact match.
+
+    pipe = Pipeline(run_folder)
+    pipe.run("sft", stages.sft, base_model="tiny:base", steps=300, lr=3e-3)
+    pipe.run("merge", stages.merge, needs=("sft",))
+    pipe.run("evaluate", stages.evaluate, needs=("merge",), rows=250)
+
+Every stage that makes a model saves it (with its tokenizer) in ``<stage folder>/model``; ``model_dir(inputs)``
+finds the one a stage reads.
+
+Introduced for the capstones (issue 25); tested in tests/test_pipeline.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MODEL = "model"  # the subfolder a model-making stage saves into
+
+
+def model_dir(inputs: dict[str, Path], name: str | None = None) -> Path:
+    """The model folder of input stage ``name`` (the only input with a model when None)."""
+    found = {n: folder / MODEL for n, folder in inputs.items() if (folder / MODEL / "config.json").exists()}
+    if name is not None:
+        if name not in found:
+            raise KeyError(f"stage {name!r} has no model among the inputs; inputs with one: {sorted(found)}")
+        return found[name]
+    if len(found) != 1:
+        raise ValueError(f"expected exactly one input stage with a model, found {sorted(found)}: name the one to read")
+    return next(iter(found.values()))
+
+
+def _rows(split: str, limit: int | None = None) -> list[dict]:
+    from helpers import data
+
+    return data.load_split("sft", split)[:limit]
+
+
+def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
+        profile: str = "tiny", eval_rows: int = 64) -> dict:
+    """LoRA SFT of ``base_model`` (any id ``recipes.load_model`` knows, or an input stage's model) on the course's
+    SFT training rows: lesson 03's adapter on every linear layer, lesson 02's config. Saves the adapter (and the
+    tokenizer) in ``out/adapter``; returns held-out exact match before and after on ``eval_rows`` test rows."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTTrainer
+
+    from helpers import environment, precision, recipes
+    from helpers.evaluation import task_accuracy
+    from helpers.profiles import get_profile
+
+    source = str(model_dir(inputs)) if inputs else base_model
+    cfg, prec = get_profile(profile), precision.choose(environment.pick_device(verbose=False))
+    model, tok = recipes.load_model(source, dtype=prec.load_dtype)
+    test = _rows("test", eval_rows)
+    before = task_accuracy(model, tok, test)["accuracy"]
+    train = Dataset.from_list([{"messages": r["messages"]} for r in _rows("train")])
+    args = recipes.sft_args(str(out / "trainer"), cfg, steps, lr, prec, seed, disable_tqdm=True)
+    lora = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
+                      target_modules="all-linear")
+    environment.set_seed(seed)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=lora)
+    trainer.train()
+    trainer.model.save_pretrained(out / "adapter")
+    tok.save_pretrained(out / "adapter")
+    (out / "adapter" / "base.json").write_text(json.dumps({"base_model": source}))
+    after = task_accuracy(trainer.model, tok, test)["accuracy"]
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return {"base_model": source, "accuracy_before": before, "accuracy_after": after, "loss_first": losses[0],
+            "loss_last": losses[-1], "steps": steps}
+
+
+def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> dict:
+    """Merge stage ``stage``'s LoRA adapter into its base (``merge_and_unload``) and save a standalone model in
+    ``out/model``; returns the largest logit difference between the reloaded model and the adapter on a few test
+    prompts, and its bound in this precision (lesson 03's check)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from helpers import environment, precision, recipes
+
+    adapter = inputs[stage] / "adapter"
+    base = json.loads((adapter / "base.json").read_text())["base_model"]
+    prec = precision.choose(environment.pick_device(verbose=False))
+    model, tok = recipes.load_model(base, dtype=prec.load_dtype)[0], recipes.load_tokenizer(str(adapter))
+    peft_model = PeftModel.from_pretrained(model, adapter).eval()
+    texts = [tok.apply_chat_template(r["messages"][:1], tokenize=False, add_generation_prompt=True)
+             for r in _rows("test", probe_rows)]
+    tok.padding_side = "left"
+    probe = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        adapter_logits = peft_model(**probe).logits.float()
+    peft_model.merge_and_unload().save_pretrained(out / MODEL)
+    tok.save_pretrained(out / MODEL)
+    reloaded = AutoModelForCausalLM.from_pretrained(out / MODEL, dtype=prec.load_dtype).eval()
+    with torch.no_grad():
+        diff = (reloaded(**probe).logits.float() - adapter_logits).abs().max().item()
+    return {"max_logit_diff": diff, "logit_tolerance": prec.logits_rtol * adapter_logits.abs().max().item()}
+
+
+def evaluate(out: Path, inputs: dict, rows: int = 250) -> dict:
+    """Held-out exact match (overall and per task) of every input stage's model on the first ``rows`` test rows;
+    the replies go to ``out/replies.json``."""
+    from helpers import recipes
+    from helpers.evaluation import task_accuracy
+
+    results, replies = {}, {}
+    for name, folder in inputs.items():
+        if not (folder / MODEL / "config.json").exists():
+            continue
+        model, tok = recipes.load_model(str(folder / MODEL))
+        acc = task_accuracy(model.eval(), tok, _rows("test", rows))
+        results[name] = {"accuracy": acc["accuracy"], "per_task": acc["per_task"]}
+        replies[name] = acc["replies"]
+    if not results:
+        raise ValueError(f"no input stage has a model to evaluate: {sorted(inputs)}")
+    (out / "replies.json").write_text(json.dumps(replies, indent=1))
+    return results
+
+
+def gguf(out: Path, inputs: dict, outtype: str = "q8_0") -> dict:
+    """The input stage's model as a GGUF file (lesson 12's converter) in ``out``; its size against the model's
+    safetensors."""
+    from helpers import quantization
+
+    source = model_dir(inputs)
+    path = quantization.to_gguf(source, out / f"model-{outtype}.gguf", outtype)
+    weights = sum(f.stat().st_size for f in source.glob("*.safetensors"))
+    return {"outtype": outtype, "gguf_mb": path.stat().st_size / 1e6, "size_ratio": weights / path.stat().st_size}
