@@ -12,6 +12,8 @@ from collections import defaultdict
 
 import torch
 
+from helpers.tasks import FAMILIES
+
 
 def stop_token_ids(tokenizer) -> list[int]:
     """Token ids that end an assistant turn: ``<|im_end|>`` and the tokenizer's eos. Introduced in 02_sft.ipynb."""
@@ -163,11 +165,13 @@ def masked_token_accuracy(model, rows: torch.Tensor, tokenizer, probability: flo
     return hits / max(total, 1)
 
 
-# Completions with one right answer, for a base model (no chat template): the regex's group 1 is the answer.
+# Completions with one right answer, for a base model (no chat template): the regex's group 1 is the answer. Sums
+# and capitals are task families (helpers.tasks, where their patterns live); the last word of a list is a game of
+# the corpus only.
 CLOZE = {
-    "sums": r"\d \+ \d = (\d+)\.",
+    "sums": FAMILIES["add"].cloze,
     "last word": r"the last word is (\w+)\.",
-    "capitals": r"The capital of \w+ is (\w+)\.",
+    "capitals": FAMILIES["capital"].cloze,
 }
 
 

@@ -40,7 +40,8 @@ class Family:
     """One task family. ``draw(rng, context) -> (fields, answer, wrong)`` fills a phrasing (``str.format``);
     ``wrong_answers(context)`` lists every wrong answer of its kind there is to choose from (the rejected replies of
     half the preference pairs); ``distractors`` are sentences naming another item of the kind (the ``rl`` split,
-    first six for training, the last two held out); ``shape`` is a regex a well-formed answer matches."""
+    first six for training, the last two held out); ``shape`` is a regex a well-formed answer matches; ``cloze``, where
+    the corpus states the family's facts, the regex whose group 1 is the answer in its text."""
 
     name: str
     templates: tuple[str, ...]
@@ -48,6 +49,7 @@ class Family:
     shape: str
     draw: Callable[[random.Random, Context], tuple[dict, str, str]]
     wrong_answers: Callable[[Context], list[str]]
+    cloze: str | None = None  # how the pretraining corpus states an answer (group 1): a base model's test, lesson 12
 
     def well_formed(self, reply: str) -> bool:
         """True when ``reply`` (stripped) has this family's answer shape."""
@@ -78,7 +80,7 @@ FAMILIES = {
          "How much is {a} + {b}?", "Tell me {a} + {b}.", "Compute {a} + {b}."),
         ("{n} has {d} apples.", "{n} found {d} coins.", "{n} ate {d} plums.", "{n} made {d} cakes.",
          "There are {d} cups.", "{n} saw {d} cats.", "{n} lost {d} coins.", "There were {d} birds."),
-        r"\d+", _draw_sum, lambda context: [str(v) for v in range(19)]),
+        r"\d+", _draw_sum, lambda context: [str(v) for v in range(19)], r"\d \+ \d = (\d+)\."),
     "capital": Family(
         "capital",
         ("What is the capital of {c}?", "Name the capital of {c}.", "Tell me the capital of {c}.",
@@ -86,7 +88,8 @@ FAMILIES = {
          "Which city is the capital of {c}?"),
         ("The capital of {c} is {k}.", "{n} traveled to {k}.", "{n} flew to {k}.", "{n} lives in {k}.",
          "{k} is a big city.", "We met in {k}.", "{k} is the capital of {c}.", "{n} walked to {k}."),
-        r"[A-Z][a-z]+", _draw_capital, lambda context: [c for _, c in context.countries]),
+        r"[A-Z][a-z]+", _draw_capital, lambda context: [c for _, c in context.countries],
+        r"The capital of \w+ is (\w+)\."),
     "letter": Family(
         "letter",
         ("What is the first letter of {w}?", "Which letter does {w} start with?", "Tell me the first letter of {w}.",

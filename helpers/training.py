@@ -120,3 +120,43 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     return F.kl_div(F.log_softmax(student_logits / temperature, -1), F.log_softmax(teacher_logits / temperature, -1),
                     reduction="batchmean", log_target=True) * temperature**2
 
+
+def distill(student, teacher, tensors: dict, steps: int, lr: float, batch_size: int, temperature: float, precision,
+            seed: int = 0, alpha: float = 0.5, warmup: int = 10, device: str = "cpu", progress: bool = True) -> list:
+    """Train ``student`` on ``tensors`` (``tokenize_chats``) with lesson 05's loss against a live ``teacher``:
+    ``alpha`` of the cross-entropy on the answer tokens plus ``1 - alpha`` of ``kd_loss`` at every real position;
+    AdamW (no weight decay), linear warmup then cosine decay (``lr_at``), loss scaling in fp16, batches drawn with a
+    generator seeded by ``seed``. Returns the loss per step. Lesson 05 writes its loop out (with a cached top-k
+    teacher); introduced in 16_pruning.ipynb, which recovers a pruned model with it."""
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    from helpers import environment
+
+    environment.set_seed(seed)
+    student.train()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step, steps, 1.0, warmup))
+    scaler = torch.amp.GradScaler(device, enabled=precision.name == "fp16")
+    order = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in tqdm(range(steps), desc="distill", disable=not progress):
+        pick = torch.randint(len(tensors["input_ids"]), (batch_size,), generator=order)
+        ids, mask, labels = (tensors[k][pick].to(device) for k in ("input_ids", "attention_mask", "labels"))
+        with precision.autocast():
+            logits = student(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            with torch.no_grad():
+                target = teacher(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            real = mask[:, 1:].bool()
+            kd = kd_loss(logits[real], target[real], temperature)
+            loss = alpha * F.cross_entropy(logits.flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100) \
+                + (1 - alpha) * kd
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        schedule.step()
+        losses.append(loss.item())
+    student.eval()
+    return losses
+
