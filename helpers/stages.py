@@ -54,8 +54,10 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
     from helpers.profiles import get_profile
 
     source = str(model_dir(inputs)) if inputs else base_model
-    cfg, prec = get_profile(profile), precision.choose(environment.pick_device(verbose=False))
+    device = environment.pick_device(verbose=False)
+    cfg, prec = get_profile(profile), precision.choose(device)
     model, tok = recipes.load_model(source, dtype=prec.load_dtype)
+    model.to(device)  # scored before training on the device the trainer uses
     test = _rows("test", eval_rows)
     before = task_accuracy(model, tok, test)["accuracy"]
     train = Dataset.from_list([{"messages": r["messages"]} for r in _rows("train")])
@@ -86,18 +88,19 @@ def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> d
 
     adapter = inputs[stage] / "adapter"
     base = json.loads((adapter / "base.json").read_text())["base_model"]
-    prec = precision.choose(environment.pick_device(verbose=False))
-    model, tok = recipes.load_model(base, dtype=prec.load_dtype)[0], recipes.load_tokenizer(str(adapter))
+    device = environment.pick_device(verbose=False)
+    prec = precision.choose(device)
+    model, tok = recipes.load_model(base, dtype=prec.load_dtype)[0].to(device), recipes.load_tokenizer(str(adapter))
     peft_model = PeftModel.from_pretrained(model, adapter).eval()
     texts = [tok.apply_chat_template(r["messages"][:1], tokenize=False, add_generation_prompt=True)
              for r in _rows("test", probe_rows)]
     tok.padding_side = "left"
-    probe = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    probe = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
     with torch.no_grad():
         adapter_logits = peft_model(**probe).logits.float()
     peft_model.merge_and_unload().save_pretrained(out / MODEL)
     tok.save_pretrained(out / MODEL)
-    reloaded = AutoModelForCausalLM.from_pretrained(out / MODEL, dtype=prec.load_dtype).eval()
+    reloaded = AutoModelForCausalLM.from_pretrained(out / MODEL, dtype=prec.load_dtype).to(device).eval()
     with torch.no_grad():
         diff = (reloaded(**probe).logits.float() - adapter_logits).abs().max().item()
     return {"max_logit_diff": diff, "logit_tolerance": prec.logits_rtol * adapter_logits.abs().max().item()}
@@ -106,15 +109,16 @@ def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> d
 def evaluate(out: Path, inputs: dict, rows: int = 250) -> dict:
     """Held-out exact match (overall and per task) of every input stage's model on the first ``rows`` test rows;
     the replies go to ``out/replies.json``."""
-    from helpers import recipes
+    from helpers import environment, recipes
     from helpers.evaluation import task_accuracy
 
+    device = environment.pick_device(verbose=False)
     results, replies = {}, {}
     for name, folder in inputs.items():
         if not (folder / MODEL / "config.json").exists():
             continue
         model, tok = recipes.load_model(str(folder / MODEL))
-        acc = task_accuracy(model.eval(), tok, _rows("test", rows))
+        acc = task_accuracy(model.to(device).eval(), tok, _rows("test", rows))
         results[name] = {"accuracy": acc["accuracy"], "per_task": acc["per_task"]}
         replies[name] = acc["replies"]
     if not results:
