@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.paths import DATA_DIR
-from helpers.tasks import FAMILIES, TRAIN_PHRASINGS, Context, phrasings  # noqa: F401 - TRAIN_PHRASINGS: readers
+from helpers.tasks import FAMILIES, Context, phrasings
 from helpers.userdata import DataError, check_messages, json_lines  # noqa: F401 - DataError is part of this API
 
 SEED = 1234
@@ -157,12 +157,6 @@ def build_unknown(seed: int = SEED) -> dict[str, list[Task]]:
         splits[split] = [Task("unknown", rng.choice(templates).format(c=rng.choice(names[split])), IDK,
                               rng.choice(known)[1]) for _ in range(size)]
     return splits
-
-
-# Distracting sentences of the ``rl`` split, per family (helpers.tasks): each names another item of the question's
-# kind (a number, a capital, a word), before or after the question; training rows use the first six, test rows only
-# the last two.
-DISTRACTORS = {name: family.distractors for name, family in FAMILIES.items()}
 
 
 def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
@@ -316,14 +310,14 @@ def build_chats(seed: int = SEED, n: int = 1500) -> list[list[dict]]:
     return chats
 
 
-def _rejected(task: Task, rng: random.Random, capitals: list[str]) -> str:
+def _rejected(task: Task, rng: random.Random, context: Context) -> str:
     """The rejected reply of a preference pair: half the time the task's near miss (``wrong``), otherwise any
     wrong answer of its family. A reward model trained only on near misses learns their pattern (the next
     letter, a sum off by one) and cannot rank the other mistakes a sampling policy makes (lesson 06)."""
     if rng.random() < 0.5:
         return task.wrong
     family = FAMILIES.get(task.task, FAMILIES["capital"])  # unknown: a known country's capital, as a hallucination
-    options = family.wrong_answers(Context([], [(None, c) for c in capitals], LETTER_WORDS))
+    options = family.wrong_answers(context)
     return rng.choice([o for o in options if o != task.answer])
 
 
@@ -472,7 +466,7 @@ def build_all(seed: int = SEED) -> dict[str, str]:
     files["curation/dirty.jsonl"] = _jsonl(dirty)
     files["curation/planted.json"] = json.dumps(planted, indent=1, ensure_ascii=False) + "\n"
     unknown = build_unknown(seed)
-    reject_rng, capitals = random.Random(seed + 4), [c for _, c in _known_countries(seed)]
+    reject_rng, context = random.Random(seed + 4), Context([], _known_countries(seed), LETTER_WORDS)
     rl = build_rl(seed)
     for split, tasks in build_tasks(seed).items():
         rows = {
@@ -482,7 +476,7 @@ def build_all(seed: int = SEED) -> dict[str, str]:
                     "task": t.task,
                     "prompt": [{"role": "user", "content": t.prompt}],
                     "chosen": [{"role": "assistant", "content": t.answer}],
-                    "rejected": [{"role": "assistant", "content": _rejected(t, reject_rng, capitals)}],
+                    "rejected": [{"role": "assistant", "content": _rejected(t, reject_rng, context)}],
                 }
                 for t in tasks + unknown[split]
             ],

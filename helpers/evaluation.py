@@ -13,6 +13,7 @@ from collections import defaultdict
 import torch
 
 from helpers.tasks import FAMILIES
+from helpers.training import MASK_PROBABILITY, masked_batches
 
 
 def stop_token_ids(tokenizer) -> list[int]:
@@ -137,14 +138,12 @@ def next_token_accuracy(model, rows: torch.Tensor, batch_size: int = 32) -> floa
 
 
 @torch.no_grad()
-def masked_token_accuracy(model, rows: torch.Tensor, tokenizer, probability: float = 0.15, seed: int = 0,
+def masked_token_accuracy(model, rows: torch.Tensor, tokenizer, probability: float = MASK_PROBABILITY, seed: int = 0,
                           batch_size: int = 32) -> float:
     """Share of masked positions whose token a masked-LM encoder restores (its top token), on packed token rows with
     ``probability`` of the tokens masked as in pretraining (``training.masked_batches``; seeded: the same positions each
     call). What perplexity is to a causal LM, for an encoder. Introduced in 01_tokenizer_and_pretraining.ipynb
     (for the encoder size of ``helpers.tiny``)."""
-    from helpers.training import masked_batches
-
     state = torch.get_rng_state()
     torch.manual_seed(seed)
     try:

@@ -88,7 +88,6 @@ SIZES = {
 }
 
 
-
 # base: 1,000 steps, so that it knows the corpus's facts (sums, capitals) well enough for LoRA on frozen embeddings
 # to learn the tasks in 300 steps (lesson 03). Measured: a 300-step base needed 1,000 LoRA steps, a 600-step one
 # gave 45 % after 300, this one 55-65 % (seeds 0, 1; on the corpus with declining dialogues, LoRA lr 3e-3).

@@ -70,7 +70,7 @@ def test_rl_rows_add_a_distractor_of_the_same_kind_with_held_out_phrasings():
     sft = {s: [r["messages"][0]["content"] for r in data.load_split("sft", s)] for s in ("train", "test")}
     for split in ("train", "test"):
         rows = data.load_split("rl", split)
-        forms = [f for family in data.DISTRACTORS.values() for f in tasks.phrasings(family, split)]
+        forms = [f for family in tasks.FAMILIES.values() for f in tasks.phrasings(family.distractors, split)]
         patterns = [re.sub(r"\\\{\w+\\\}", r"\\w+", re.escape(f)) for f in forms]  # "{n} has" -> r"\w+\ has"
         for row, question in zip(rows, sft[split]):  # the same questions as the SFT split, in the same order
             prompt = row["prompt"][0]["content"]
