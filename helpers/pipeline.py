@@ -71,7 +71,8 @@ class Pipeline:
                 self._say(f"{name}: done before, skipped (artifact in {folder})")
                 return done["metrics"]
             shutil.rmtree(folder)  # made with other parameters or code: made again
-        stale = [p for p in self.root.glob(f"*_{name}") if p != folder] + list(self.root.glob(f"{folder.name}.tmp"))
+        # this stage's folder at another position (the stages were reordered), and a half-written one
+        stale = [p for p in self.root.glob(f"[0-9][0-9]_{name}") if p != folder] + list(self.root.glob(f"{folder.name}.tmp"))
         for path in stale:
             shutil.rmtree(path)
         tmp = folder.with_name(f"{folder.name}.tmp")

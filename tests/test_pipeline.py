@@ -92,6 +92,9 @@ def test_mistakes_in_a_pipeline_are_named(tmp_path):
         pipe.run("my stage", make_data)
     with pytest.raises(TypeError, match="'make_data': got an unexpected keyword argument 'steps'"):
         pipe.run("more", make_data, steps=3)
+    pipe.run("more_data", make_data)  # a name ending in another stage's: rerunning "data" leaves its folder alone
+    Pipeline(tmp_path, verbose=False).run("data", make_data, rows=4)
+    assert (tmp_path / "01_more_data" / "stage.json").exists()
     with pytest.raises(TypeError, match="must return a dict"):
         pipe.run("nothing", lambda out, inputs: None)
     assert not list(tmp_path.glob("*nothing*"))
