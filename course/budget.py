@@ -70,6 +70,9 @@ PHASES: dict[str, list[dict]] = {
     "15": [],  # tiny:draft on CPU processes in every profile
     "16": [{"gpu": [("sft_model", "fp32", {}),  # the dense model, the recovery's teacher, and the pruned one (KEEP)
                     ("sft_model", "train", {"intermediate_size": 0.15})]}],
+    # the masked-LM encoder stays (fill-mask), the embedder's trainer keeps its AdamW state, the reader trains
+    "17": [{"gpu": [("encoder_model", "fp32", {}), ("encoder_model", "train", {"tokens": 2 * 32 * 24}),
+                    ("sft_model", "train", {})]}],
 }
 
 
@@ -87,14 +90,16 @@ def _shape(model: str) -> dict:
 def count(model: str, overrides: tuple = ()) -> dict:
     """Parameters of ``model`` (meta device): all, in linear layers, in the embeddings; and its config."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
+
+    from helpers.standins import ENCODER_TYPES
 
     fields = _shape(model) | dict(overrides)
     if fields.get("num_key_value_heads") == "heads":
         fields["num_key_value_heads"] = fields["num_attention_heads"]
     config = AutoConfig.for_model(**fields)
     with torch.device("meta"):
-        net = AutoModelForCausalLM.from_config(config)
+        net = (AutoModelForMaskedLM if fields["model_type"] in ENCODER_TYPES else AutoModelForCausalLM).from_config(config)
     layers = [m for name, m in net.named_modules() if isinstance(m, torch.nn.Linear) and name != "lm_head"]
     return {"all": net.num_parameters(), "linear": sum(m.weight.numel() for m in layers),
             "lora": sum(16 * (m.in_features + m.out_features) for m in layers),  # rank 16 on every linear layer

@@ -439,6 +439,36 @@ def lesson_16(m, c: Claims):
     c.lt("recovered / pruned perplexity", m["recovered"]["perplexity"] / m["pruned"]["perplexity"], 1)
 
 
+def lesson_17(m, c: Claims):
+    mask, index, rag, by = m["masking"], m["index"], m["rag"], m["answer_accuracy_by_retrieval"]
+    untuned, tuned = m["retrieval_untuned"], m["retrieval_tuned"]
+    c.eq("precision", m["precision"], "fp32")
+    # ~1,200 chosen tokens in the batch: a share's standard deviation is ~0.01
+    c.true("15 % of tokens chosen", 0.12 <= mask["chosen"] <= 0.18)
+    c.true("80 % of them masked", 0.74 <= mask["mask token"] <= 0.86)
+    c.true("10 % random, 10 % unchanged", 0.05 <= mask["random token"] <= 0.15 and 0.05 <= mask["unchanged"] <= 0.16)
+    c.eq("causal LM: no output depends on a later token", m["future_dependence"]["causal"], 0.0)
+    c.ge("encoder: share of later tokens an output depends on", m["future_dependence"]["bidirectional"], 0.99)
+    c.ge("masked-token accuracy pretrained / untrained",
+         m["mlm_accuracy_after"] / max(m["mlm_accuracy_before"], 1e-3), 3)
+    c.lt("|InfoNCE by hand - MultipleNegativesRankingLoss|", abs(m["infonce_ours"] - m["infonce_library"]), 1e-5)
+    c.ge("recall@1: tuned - pretrained encoder", tuned["recall@1"] - untuned["recall@1"], 0.2)
+    c.ge("MRR@10: tuned - pretrained encoder", tuned["mrr@10"] - untuned["mrr@10"], 0.2)
+    c.ge("BM25 recall@1 (exact names: lexical search is strong)", m["retrieval_bm25"]["recall@1"], 0.6)
+    c.eq("FAISS exact index: brute force's top-1", index["exact = brute force top-1"], 1.0)
+    every_cell = max((k for k in index if k.startswith("nprobe")), key=lambda k: int(k.split()[1]))
+    c.eq("IVF, every cell probed: exact search's top-1", index[every_cell]["same top-1 as exact"], 1.0)
+    c.le("IVF, one cell probed: share of vectors scanned", index["nprobe 1"]["scanned"], 0.2)
+    c.true("more cells probed, more top-1 agreement with exact search",
+           index["nprobe 4"]["same top-1 as exact"] >= index["nprobe 1"]["same top-1 as exact"])
+    c.le("SFT model given the right passage (it cannot read yet)", m["sft_right_passage"], 0.3)
+    c.ge("reader given the right passage", rag["right passage"], 0.9)
+    c.le("reader without retrieval (a guess: ~1 in 9)", rag["no retrieval"], 0.25)
+    c.ge("RAG accuracy: dense top-1 - no retrieval", rag["dense top-1"] - rag["no retrieval"], 0.2)
+    c.ge("answer accuracy: right - wrong document retrieved",
+         by["right document retrieved"] - by["wrong document retrieved"], 0.5)
+
+
 # Metrics whose spread over a seeds × kernel-sets matrix is itself a claim (``python -m course matrix``): the
 # largest max - min allowed. Lesson 02's held-out accuracy is the quality every later lesson's SFT model starts from.
 SPREADS = {("02", "accuracy_after"): 0.06}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.paths import DATA_DIR
-from helpers.tasks import FAMILIES, Context, phrasings
+from helpers.tasks import FACTS, FAMILIES, Context, phrasings
 from helpers.userdata import DataError, check_messages, json_lines  # noqa: F401 - DataError is part of this API
 
 SEED = 1234
@@ -157,6 +157,37 @@ def build_unknown(seed: int = SEED) -> dict[str, list[Task]]:
         splits[split] = [Task("unknown", rng.choice(templates).format(c=rng.choice(names[split])), IDK,
                               rng.choice(known)[1]) for _ in range(size)]
     return splits
+
+
+ATLAS_COUNTRIES = {"train": 200, "test": 100}  # invented countries of the retrieval set, disjoint
+
+
+def build_atlas(seed: int = SEED) -> dict[str, list[dict]]:
+    """The retrieval dataset (``retrieval/``): one short document per (country, fact) stating a count, e.g.
+    *Risureia has 6 rivers.*, about countries no other file names, so no causal model of the course has seen one of
+    these facts; and one question per document. Training questions draw from six phrasings, test questions (about
+    the 100 test countries, whose documents only they ask) use the held-out seventh. Every question's documents are
+    searched among all 1,200 (four per country: the right country is not enough, the fact must match too).
+    Introduced in 17_embeddings_retrieval_rag.ipynb.
+    """
+    rng = random.Random(seed + 7)
+    known = _known_countries(seed)
+    taken = {name for pair in known for name in pair}
+    taken |= {name for names in _unknown_countries(known, random.Random(seed + 3)).values() for name in names}
+    out: dict[str, list[dict]] = {"documents": [], "train": [], "test": []}
+    for split, n in ATLAS_COUNTRIES.items():
+        for _ in range(n):
+            country = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize() + "ia"
+            while country in taken:
+                country = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize() + "ia"
+            taken.add(country)
+            for fact in FACTS.values():
+                count, doc = rng.randint(1, 9), len(out["documents"])
+                out["documents"].append({"id": doc, "country": country, "fact": fact.name,
+                                         "text": fact.statement.format(c=country, d=count)})
+                question = rng.choice(phrasings(fact.questions, split)).format(c=country)
+                out[split].append({"query": question, "doc": doc, "fact": fact.name, "answer": str(count)})
+    return out
 
 
 def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
@@ -330,6 +361,8 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "preference": {"task": str, "prompt": list, "chosen": list, "rejected": list},
     "rl": {"task": str, "prompt": list, "answer": str},
     "curation": {"id": str, "text": str},  # documents to curate (04_data_curation)
+    "documents": {"id": int, "country": str, "fact": str, "text": str},  # the retrieval collection (17)
+    "retrieval": {"query": str, "doc": int, "fact": str, "answer": str},  # questions and the document answering them
 }
 
 
@@ -486,6 +519,8 @@ def build_all(seed: int = SEED) -> dict[str, str]:
         for kind, items in rows.items():
             files[f"{kind}/{split}.jsonl"] = _jsonl(items)
     files["sft/unseen.jsonl"] = _jsonl([{"task": t.task, "messages": _messages(t)} for t in unseen_sums(seed)])
+    for name, rows in build_atlas(seed).items():
+        files[f"retrieval/{name}.jsonl"] = _jsonl(rows)
     return files
 
 
@@ -520,6 +555,14 @@ def load_jsonl(path: str | Path, kind: str | None = None) -> list[dict]:
 def load_split(kind: str, split: str, data_dir: Path = DATA_DIR) -> list[dict]:
     """Load a shipped split, e.g. ``load_split("sft", "test")``. Introduced in 00_welcome.ipynb."""
     return load_jsonl(Path(data_dir) / kind / f"{split}.jsonl", kind)
+
+
+def load_atlas(data_dir: Path = DATA_DIR) -> dict[str, list[dict]]:
+    """The retrieval dataset: ``{"documents", "train", "test"}`` (see ``build_atlas``). Introduced in
+    17_embeddings_retrieval_rag.ipynb."""
+    folder = Path(data_dir) / "retrieval"
+    return {"documents": load_jsonl(folder / "documents.jsonl", "documents"),
+            **{split: load_jsonl(folder / f"{split}.jsonl", "retrieval") for split in ATLAS_COUNTRIES}}
 
 
 def load_corpus(split: str, data_dir: Path = DATA_DIR) -> list[str]:

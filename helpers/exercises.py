@@ -164,6 +164,12 @@ exercise("16.dense_bytes", lambda rows, columns, bytes_per_weight: rows * column
          "stored dense, a zero takes the bytes of any other weight")
 exercise("16.neuron_weights", lambda hidden: 3 * hidden,
          "one row of gate_proj and of up_proj, one column of down_proj: hidden size each")
+# --- 17_embeddings_retrieval_rag -----------------------------------------------------------------
+exercise("17.negatives", lambda batch_size: batch_size - 1,
+         "every other document of the batch is a negative: {batch_size} pairs, one of them the question's own")
+exercise("17.pipeline_accuracy", lambda recall, when_right, when_wrong: recall * when_right + (1 - recall) * when_wrong,
+         "the questions whose document was found (a share recall) answered at one rate, the rest at the other",
+         rel=1e-3)
 
 
 def solution(name: str, **context):

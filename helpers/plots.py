@@ -95,3 +95,25 @@ def plot_scatter(points: dict[str, tuple[float, float]], xlabel: str, ylabel: st
     ax.grid(alpha=0.3)
     fig.tight_layout()
     plt.show()
+
+
+def plot_matrices(matrices: dict[str, object], xlabel: str, ylabel: str, title: str = "",
+                  ticks: tuple[list[str], list[str]] | None = None) -> None:
+    """Heatmaps side by side, one per named 2-D array (a colour bar each; shown, not returned): attention masks,
+    similarity matrices. ``ticks``: (x labels, y labels) shared by all. Introduced in
+    17_embeddings_retrieval_rag.ipynb."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 3.6), squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], matrices.items()):
+        image = ax.imshow(np.asarray(matrix, dtype=float), cmap="viridis")
+        ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
+        if ticks is not None:
+            ax.set_xticks(range(len(ticks[0])), ticks[0], rotation=60, ha="right", fontsize=7)
+            ax.set_yticks(range(len(ticks[1])), ticks[1], fontsize=7)
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.show()

@@ -67,6 +67,11 @@ class Profile:
     on_policy_steps: int  # the last steps of lesson 05's third student, on-policy with TRL's GKDTrainer
     inference_model: str  # the model the inference lessons (11-14) decode, quantize and serve
     draft_model: str  # a small model with the inference model's tokenizer, speculative decoding's draft (lesson 13)
+    encoder_model: str  # a masked-LM encoder turned into a sentence embedder (lesson 17)
+    contrastive_steps: int  # in-batch-negative (InfoNCE) training steps of the embedder (lesson 17)
+    contrastive_lr: float
+    reader_steps: int  # steps teaching the SFT model to answer from a retrieved passage (lesson 17's RAG)
+    reader_lr: float
 
     def with_overrides(self, **overrides) -> Profile:
         """A copy with the non-None overrides applied (the notebooks' parameters)."""
@@ -127,6 +132,11 @@ PROFILES = {
         on_policy_steps=50,
         inference_model="tiny:large",  # ~8M: large enough that a decode step costs more than Python's overhead
         draft_model="tiny:draft",  # 0.15M, 52x smaller
+        encoder_model="tiny:encoder",  # BERT, 0.82M, masked-LM pretrained on the corpus (helpers.tiny)
+        contrastive_steps=150,  # batch 32; held-out recall@1 0 -> ~0.5 (lr 3e-3: ~0.44)
+        contrastive_lr=1e-3,
+        reader_steps=120,  # right passage 100 %, a wrong one ~chance (400 steps did not teach names: helpers.tasks.Fact)
+        reader_lr=3e-3,
     ),
     "t4": Profile(
         name="t4",
@@ -167,6 +177,11 @@ PROFILES = {
         on_policy_steps=50,
         inference_model="Qwen/Qwen2.5-1.5B-Instruct",
         draft_model="Qwen/Qwen2.5-0.5B-Instruct",
+        encoder_model="google-bert/bert-base-uncased",  # masked-LM pretrained only, not yet a sentence embedder
+        contrastive_steps=300,
+        contrastive_lr=3e-5,
+        reader_steps=100,
+        reader_lr=2e-5,
     ),
 }
 
@@ -184,7 +199,10 @@ HUB_SHAPES = {
                               max_position_embeddings=131072, rope_theta=1_000_000.0, rms_norm_eps=1e-6,
                               tie_word_embeddings=True),
 }
-# the encoder class the embedding lesson's t4 profile will load (issue 24; BERT, as MiniLM sentence encoders are)
+# encoders (BERT class): lesson 17's masked-LM model; MiniLM, a sentence encoder of the same class, for comparison
+HUB_SHAPES["google-bert/bert-base-uncased"] = dict(
+    model_type="bert", hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+    vocab_size=30522, max_position_embeddings=512, type_vocab_size=2)
 HUB_SHAPES["sentence-transformers/all-MiniLM-L6-v2"] = dict(
     model_type="bert", hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=12,
     vocab_size=30522, max_position_embeddings=512, type_vocab_size=2)

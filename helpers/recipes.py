@@ -269,7 +269,7 @@ def shared_ids(profile: str) -> dict[str, str]:
     cfg = PROFILES[profile]
     return {"base": cfg.base_model, "sft": cfg.sft_model, "rm": f"rm:{cfg.sft_model}", "dpo": f"dpo:{cfg.sft_model}",
             "teacher": cfg.teacher_model, "student": cfg.student_model, "large": cfg.inference_model,
-            "draft": cfg.draft_model}
+            "draft": cfg.draft_model, "encoder": cfg.encoder_model}
 
 
 def build_shared(names: tuple[str, ...] = SHARED, profile: str = "tiny") -> dict[str, float]:

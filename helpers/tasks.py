@@ -99,3 +99,32 @@ FAMILIES = {
          "{n} gave me the {w}.", "{n} painted the {w}.", "My {w} is {adj}."),
         r"[a-z]", _draw_letter, lambda context: [chr(c) for c in range(ord("a"), ord("z") + 1)]),
 }
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A fact the retrieval dataset states about an invented country (``helpers.data.build_atlas``): the questions
+    that ask it (the first ``TRAIN_PHRASINGS`` for training, the last held out for test, as a family's are) and the
+    one sentence of its document, ``{c}`` the country, ``{d}`` the count. Counts, not names: the tiny reader learns
+    to copy a digit from a passage in ~100 steps; copying an invented name spelled in pieces it does not learn in
+    400 (measured). Introduced in 17_embeddings_retrieval_rag.ipynb."""
+
+    name: str
+    questions: tuple[str, ...]
+    statement: str
+
+
+FACTS = {fact.name: fact for fact in (
+    Fact("rivers", ("How many rivers does {c} have?", "How many rivers are in {c}?", "Count the rivers of {c}.",
+                    "Tell me how many rivers {c} has.", "What number of rivers does {c} have?",
+                    "Give the number of rivers in {c}.", "How many rivers flow through {c}?"), "{c} has {d} rivers."),
+    Fact("lakes", ("How many lakes does {c} have?", "How many lakes are in {c}?", "Count the lakes of {c}.",
+                   "Tell me how many lakes {c} has.", "What number of lakes does {c} have?",
+                   "Give the number of lakes in {c}.", "How many lakes lie in {c}?"), "There are {d} lakes in {c}."),
+    Fact("bridges", ("How many bridges does {c} have?", "How many bridges are in {c}?", "Count the bridges of {c}.",
+                     "Tell me how many bridges {c} has.", "What number of bridges does {c} have?",
+                     "Give the number of bridges in {c}.", "How many bridges stand in {c}?"), "{c} built {d} bridges."),
+    Fact("towers", ("How many towers does {c} have?", "How many towers are in {c}?", "Count the towers of {c}.",
+                    "Tell me how many towers {c} has.", "What number of towers does {c} have?",
+                    "Give the number of towers in {c}.", "How many towers rise in {c}?"), "In {c} stand {d} towers."),
+)}

@@ -1,0 +1,5 @@
+"""Lesson 17 · Masked-LM and contrastive embeddings, retrieval and RAG: `pytest tests/lessons/test_17.py` runs it alone."""
+
+
+def test_claims(claims_failed):
+    assert not claims_failed
