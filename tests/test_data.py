@@ -372,3 +372,23 @@ def test_every_family_draws_answers_of_its_shape_and_a_new_family_is_one_entry(m
     assert {t.task for t in built["train"]} == {"add", "capital", "letter", "double"}
     assert all(t.prompt.startswith("Q6:") for t in built["test"] if t.task == "double"), "the held-out phrasing"
     assert {t.task for t in data.build_rl()["test"]} >= {"double"}
+
+
+def test_retrieval_set_states_new_facts_and_holds_out_countries_and_phrasing():
+    atlas = data.load_atlas()
+    documents = atlas["documents"]
+    assert [d["id"] for d in documents] == list(range(len(documents))) == list(range(4 * 300))
+    everything_else = " ".join(path.read_text() for path in data.DATA_DIR.rglob("*.*")
+                               if path.parent.name != "retrieval" and path.suffix != ".md")  # the data card quotes one
+    countries = {split: {documents[q["doc"]]["country"] for q in atlas[split]} for split in ("train", "test")}
+    assert len(countries["train"]) == 200 and len(countries["test"]) == 100
+    assert not countries["train"] & countries["test"]
+    for name in countries["train"] | countries["test"]:
+        assert name not in everything_else, f"{name} is named outside data/retrieval: its facts would not be new"
+    for split in ("train", "test"):
+        for q in atlas[split]:
+            doc = documents[q["doc"]]
+            fact = tasks.FACTS[q["fact"]]
+            assert doc["fact"] == q["fact"] and doc["text"] == fact.statement.format(c=doc["country"], d=q["answer"])
+            held_out = fact.questions[-1].format(c=doc["country"])
+            assert (q["query"] == held_out) == (split == "test"), q

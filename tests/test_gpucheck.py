@@ -12,7 +12,8 @@ from helpers import profiles, recipes, standins, tiny
 # Parameter counts of the real checkpoints (their model cards / safetensors index): the stand-ins must match.
 OFFICIAL_PARAMETERS = {"Qwen/Qwen2.5-0.5B": 494_032_768, "Qwen/Qwen2.5-0.5B-Instruct": 494_032_768,
                        "Qwen/Qwen2.5-1.5B": 1_543_714_304, "Qwen/Qwen2.5-1.5B-Instruct": 1_543_714_304,
-                       "sentence-transformers/all-MiniLM-L6-v2": 22_713_216}  # BertModel with its pooler
+                       "sentence-transformers/all-MiniLM-L6-v2": 22_713_216,  # BertModel with its pooler
+                       "google-bert/bert-base-uncased": 109_482_240}
 CAUSAL = sorted(h for h in profiles.HUB_SHAPES if not standins.is_encoder(h))
 ENCODERS = sorted(h for h in profiles.HUB_SHAPES if standins.is_encoder(h))
 

@@ -481,3 +481,29 @@ def test_every_exercise_is_findable_by_lesson_and_each_run_again_one_is_in_its_n
         assert all(name.startswith(path.name[:2] + ".") for name in names), path.name
         called |= set(names)
     assert called == set(exercises.RERUNS), "each run-again checker is called by its lesson, and only those"
+
+
+def test_ranking_scores_and_bm25():
+    from helpers import retrieval
+
+    scores = retrieval.ranking_scores([[3, 1, 2], [0, 2, 1], [5, 6, 7]], gold=[3, 2, 9], k=3)
+    assert scores == {"recall@1": 1 / 3, "recall@3": 2 / 3, "mrr@3": (1 + 1 / 2 + 0) / 3}
+    documents = ["Risureia has 5 rivers.", "There are 8 lakes in Risureia.", "Midoveia has 2 rivers."]
+    top = retrieval.bm25_search(documents, ["How many rivers does Midoveia have?", "lakes of Risureia"], k=2)
+    assert top[:, 0].tolist() == [2, 1]
+
+
+def test_reader_rows_rewrite_every_count_so_only_reading_answers():
+    from helpers import data, retrieval
+
+    atlas = data.load_atlas()
+    rows = retrieval.reader_rows(atlas, 200, seed=0)
+    test_countries = {atlas["documents"][q["doc"]]["country"] for q in atlas["test"]}
+    shipped = {atlas["documents"][q["doc"]]["text"] for q in atlas["train"]}
+    rewritten = 0
+    for row in rows:
+        passage, question = row["messages"][0]["content"].split("\n")
+        answer = row["messages"][1]["content"]
+        assert answer in passage.split() and not any(c in passage for c in test_countries)
+        rewritten += passage not in shipped
+    assert rewritten > 100, "most passages must state a count the shipped documents do not"
