@@ -255,7 +255,8 @@ def test_every_notebook_exercise_has_a_worked_solution_its_checker_accepts(capsy
     # the arguments notebooks pass from their own run, made here
     made = {"syllabus": syllabus.load(), "splits['test']": data.load_split("sft", "test"), "losses[-1]": 1.7,
             "labels": [-100, -100, -100, 7, 9], "config": LlamaConfig(hidden_size=64, num_attention_heads=4,
-                                                                      num_key_value_heads=2, num_hidden_layers=2)}
+                                                                      num_key_value_heads=2, num_hidden_layers=2),
+            "BATCH_SIZE": 32, "recall": 0.5, "when_right": 1.0, "when_wrong": 0.1}
     seen = set()
     for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
         text = "".join("".join(c["source"]) + "\n" for c in json.loads(path.read_text())["cells"])
