@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.paths import DATA_DIR
-from helpers.tasks import FACTS, FAMILIES, Context, phrasings
+from helpers.tasks import FACTS, FAMILIES, Context, chains, core, phrasings
 from helpers.userdata import DataError, check_messages, json_lines  # noqa: F401 - DataError is part of this API
 
 SEED = 1234
@@ -98,8 +98,8 @@ class Task:
 
 # The task families (phrasings, how an example is drawn, distractors, answer shapes) live in helpers.tasks; these
 # names are theirs, kept here for the generator below and its readers.
-TEMPLATES = {name: family.templates for name, family in FAMILIES.items()}
-TASK_NAMES = tuple(FAMILIES)
+TEMPLATES = {name: family.templates for name, family in core().items()}
+TASK_NAMES = tuple(core())
 
 
 def _pair_split(rng: random.Random) -> dict[str, list[tuple[int, int]]]:
@@ -116,11 +116,12 @@ def build_tasks(seed: int = SEED) -> dict[str, list[Task]]:
     countries = _known_countries(seed)
     pair_split = _pair_split(rng)
     sizes = {"train": 3000, "validation": 150, "test": 240}
+    families = list(core().values())
     splits: dict[str, list[Task]] = {}
     for split, size in sizes.items():
         context, rows = Context(pair_split[split], countries, LETTER_WORDS), []
         for i in range(size):
-            family = list(FAMILIES.values())[i % len(FAMILIES)]  # the families in turn
+            family = families[i % len(families)]  # the core families in turn
             forms = phrasings(family.templates, split)
             template = forms[0] if split == "test" else rng.choice(forms)
             fields, answer, wrong = family.draw(rng, context)
@@ -190,6 +191,35 @@ def build_atlas(seed: int = SEED) -> dict[str, list[dict]]:
     return out
 
 
+REASONING_ROWS = {"train": 2000, "test": 200}  # half sums of three digits, half of four
+
+
+def build_reasoning(seed: int = SEED, family: str = "chain") -> dict[str, list]:
+    """The ``reasoning`` splits of a multi-step family (``core=False``): each row a question, its answer and its
+    worked steps (``Family.trace``). The digit tuples are split once: no test tuple is asked in training, and test
+    questions use the held-out phrasing. Lengths alternate, so both are half of each split.
+    Introduced in 18_reasoning.ipynb."""
+    rng = random.Random(seed + 9)
+    spec = FAMILIES[family]
+    pool = chains()
+    rng.shuffle(pool)
+    held = REASONING_ROWS["test"] // 2
+    by_length = {n: [t for t in pool if len(t) == n] for n in (3, 4)}
+    tuples = {"test": {n: ts[:held] for n, ts in by_length.items()}, "train": {n: ts[held:] for n, ts in by_length.items()}}
+    out = {}
+    for split, size in REASONING_ROWS.items():
+        rows = []
+        for i in range(size):
+            n = (3, 4)[i % 2]
+            context = Context([], [], (), tuple(tuples[split][n]) if split == "train" else (tuples[split][n][i // 2],))
+            fields, answer, _ = spec.draw(rng, context)
+            form = rng.choice(phrasings(spec.templates, split))
+            rows.append({"task": family, "prompt": [{"role": "user", "content": form.format(**fields)}],
+                         "answer": answer, "trace": spec.trace(fields)})
+        out[split] = rows
+    return out
+
+
 def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
     """The ``rl`` split: the task questions with a distracting sentence before or after them.
 
@@ -203,7 +233,7 @@ def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
     countries = _known_countries(seed)
     splits = {}
     for split, tasks in build_tasks(seed).items():
-        forms = {kind: phrasings(family.distractors, split) for kind, family in FAMILIES.items()}
+        forms = {kind: phrasings(family.distractors, split) for kind, family in core().items()}
         rows = []
         for t in tasks:
             country, capital = rng.choice([p for p in countries if p[1] != t.answer])
@@ -363,6 +393,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "curation": {"id": str, "text": str},  # documents to curate (04_data_curation)
     "documents": {"id": int, "country": str, "fact": str, "text": str},  # the retrieval collection (17)
     "retrieval": {"query": str, "doc": int, "fact": str, "answer": str},  # questions and the document answering them
+    "reasoning": {"task": str, "prompt": list, "answer": str, "trace": str},  # multi-step questions, worked steps
 }
 
 
@@ -521,6 +552,8 @@ def build_all(seed: int = SEED) -> dict[str, str]:
     files["sft/unseen.jsonl"] = _jsonl([{"task": t.task, "messages": _messages(t)} for t in unseen_sums(seed)])
     for name, rows in build_atlas(seed).items():
         files[f"retrieval/{name}.jsonl"] = _jsonl(rows)
+    for split, rows in build_reasoning(seed).items():
+        files[f"reasoning/{split}.jsonl"] = _jsonl(rows)
     return files
 
 

@@ -8,6 +8,7 @@ Introduced in 02_sft.ipynb (the families the SFT data teaches); 09_grpo.ipynb us
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Callable
@@ -28,11 +29,13 @@ def phrasings(forms: tuple[str, ...], split: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class Context:
     """What the generator shares with every family's ``draw``: the digit pairs of this split, the (country,
-    capital) pairs the corpus states, the words of the first-letter task."""
+    capital) pairs the corpus states, the words of the first-letter task, the digit chains of this split (the
+    ``chain`` family's)."""
 
     pairs: list[tuple[int, int]]
     countries: list[tuple[str, str]]
     words: tuple[str, ...]
+    chains: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class Family:
     draw: Callable[[random.Random, Context], tuple[dict, str, str]]
     wrong_answers: Callable[[Context], list[str]]
     cloze: str | None = None  # how the pretraining corpus states an answer (group 1): a base model's test, lesson 12
+    # core: one of the families the sft / preference / rl splits rotate through, which every lesson's numbers rest
+    # on; a family outside them (False) has files of its own, so adding one changes no other file
+    core: bool = True
+    trace: Callable[[dict], str] | None = None  # the worked steps of a drawn example (its fields), then its answer
 
     def well_formed(self, reply: str) -> bool:
         """True when ``reply`` (stripped) has this family's answer shape."""
@@ -71,6 +78,54 @@ def _draw_capital(rng: random.Random, context: Context) -> tuple[dict, str, str]
 def _draw_letter(rng: random.Random, context: Context) -> tuple[dict, str, str]:
     word = rng.choice(context.words)
     return {"w": word}, word[0], chr((ord(word[0]) - 96) % 26 + 97)  # the next letter: a near miss
+
+
+def _draw_chain(rng: random.Random, context: Context) -> tuple[dict, str, str]:
+    terms = rng.choice(context.chains)
+    total = sum(terms)
+    fields = {"expr": " + ".join(map(str, terms)), "list": ", ".join(map(str, terms[:-1])) + f" and {terms[-1]}",
+              "terms": terms}
+    return fields, str(total), str(total + rng.choice([-1, 1]) if total > 0 else 1)
+
+
+def _chain_trace(fields: dict) -> str:
+    """``4 + 3 = 7. 7 + 1 = 8. Answer: 8``: one known single-digit sum per step (the corpus states every one)."""
+    steps, total = [], fields["terms"][0]
+    for term in fields["terms"][1:]:
+        steps.append(f"{total} + {term} = {total + term}.")
+        total += term
+    return " ".join(steps) + f" Answer: {total}"
+
+
+STEP = re.compile(r"(\d+) \+ (\d+) = (\d+)\.")
+
+
+def final_answer(reply: str) -> str | None:
+    """The last number of a reply (``9`` of ``... Answer: 9`` and of ``9``): both students' answers are read alike."""
+    numbers = re.findall(r"\d+", reply)
+    return numbers[-1] if numbers else None
+
+
+def chain_trace_valid(question: str, reply: str) -> bool:
+    """True when ``reply`` adds the question's digits in their order, one true ``a + b = c.`` step each, each step
+    starting from the last one's result, and ends with ``Answer:`` and the sum. Introduced in 18_reasoning.ipynb."""
+    terms = [int(d) for d in re.findall(r"\d+", question)]
+    steps = STEP.findall(reply)
+    answer = re.search(r"Answer: (\d+)\s*$", reply.strip())
+    if len(terms) < 2 or len(steps) != len(terms) - 1 or answer is None:
+        return False
+    total = terms[0]
+    for (a, b, c), term in zip(steps, terms[1:]):
+        if (int(a), int(b), int(c)) != (total, term, total + term):
+            return False
+        total += term
+    return int(answer.group(1)) == total
+
+
+def chains(lengths: tuple[int, ...] = (3, 4), most: int = 9) -> list[tuple[int, ...]]:
+    """Every tuple of ``lengths`` digits whose sum is at most ``most``: each running sum stays a sum of two digits
+    the pretraining corpus states, so every step of a trace is a known fact and only the composition is new."""
+    return [t for n in lengths for t in itertools.product(range(10), repeat=n) if sum(t) <= most]
 
 
 FAMILIES = {
@@ -98,7 +153,18 @@ FAMILIES = {
         ("{n} found the {w}.", "The {w} was {adj}.", "{n} saw a {w}.", "{n} wanted the {w}.", "The {w} is here.",
          "{n} gave me the {w}.", "{n} painted the {w}.", "My {w} is {adj}."),
         r"[a-z]", _draw_letter, lambda context: [chr(c) for c in range(ord("a"), ord("z") + 1)]),
+    # several steps: sums of three or four digits (the reasoning lesson); not in the core splits
+    "chain": Family(
+        "chain",
+        ("What is {expr}?", "Add {list}.", "What is the sum of {list}?", "Compute {expr}.", "How much is {expr}?",
+         "Tell me {expr}.", "Work out {expr}."),
+        (), r"\d+", _draw_chain, lambda context: [str(v) for v in range(10)], core=False, trace=_chain_trace),
 }
+
+
+def core() -> dict[str, Family]:
+    """The families of ``sft/``, ``preference/`` and ``rl/`` (``core``), in ``FAMILIES``' order."""
+    return {name: family for name, family in FAMILIES.items() if family.core}
 
 
 @dataclass(frozen=True)

@@ -358,7 +358,7 @@ def _jsonl_file(path, rows):
 
 def test_every_family_draws_answers_of_its_shape_and_a_new_family_is_one_entry(monkeypatch):
     rows = data.load_split("sft", "train") + data.load_split("sft", "test")
-    for name, family in tasks.FAMILIES.items():
+    for name, family in tasks.core().items():
         answers = [r["messages"][-1]["content"] for r in rows if r["task"] == name]
         assert answers and all(family.well_formed(a) for a in answers), name
         assert len(family.templates) > tasks.TRAIN_PHRASINGS and len(family.distractors) == 8
@@ -392,3 +392,25 @@ def test_retrieval_set_states_new_facts_and_holds_out_countries_and_phrasing():
             assert doc["fact"] == q["fact"] and doc["text"] == fact.statement.format(c=doc["country"], d=q["answer"])
             held_out = fact.questions[-1].format(c=doc["country"])
             assert (q["query"] == held_out) == (split == "test"), q
+
+
+def test_reasoning_splits_hold_out_tuples_and_phrasing_and_their_traces_check():
+    splits = {split: data.load_jsonl(data.DATA_DIR / "reasoning" / f"{split}.jsonl") for split in ("train", "test")}
+    family = tasks.FAMILIES["chain"]
+    terms = {split: {tuple(int(d) for d in re.findall(r"\d+", r["prompt"][0]["content"])) for r in rows}
+             for split, rows in splits.items()}
+    assert not terms["train"] & terms["test"] and len(terms["test"]) == 200
+    for split, rows in splits.items():
+        assert len(rows) == data.REASONING_ROWS[split]
+        assert sorted({len(t) for t in terms[split]}) == [3, 4]
+        for row in rows:
+            question = row["prompt"][0]["content"]
+            assert (question.startswith("Work out")) == (split == "test"), question
+            assert tasks.chain_trace_valid(question, row["trace"]) and tasks.final_answer(row["trace"]) == row["answer"]
+            assert family.well_formed(row["answer"]) and int(row["answer"]) <= 9
+    question = "Add 4, 3 and 1."
+    assert not tasks.chain_trace_valid(question, "4 + 3 = 7. 7 + 1 = 9. Answer: 9")  # a false step
+    assert not tasks.chain_trace_valid(question, "4 + 3 = 7. Answer: 8")  # a step left out
+    assert not tasks.chain_trace_valid(question, "3 + 4 = 7. 7 + 1 = 8. Answer: 8")  # not the question's order
+    assert tasks.final_answer("8") == "8" and tasks.final_answer("no") is None
+    assert "chain" not in data.TASK_NAMES, "a family outside the core splits changes none of their files"
