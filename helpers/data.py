@@ -198,7 +198,7 @@ def build_reasoning(seed: int = SEED, family: str = "chain") -> dict[str, list]:
     """The ``reasoning`` splits of a multi-step family (``core=False``): each row a question, its answer and its
     worked steps (``Family.trace``). The digit tuples are split once: no test tuple is asked in training, and test
     questions use the held-out phrasing. Lengths alternate, so both are half of each split.
-    Introduced in 18_reasoning.ipynb."""
+    For the reasoning lesson (issue 24, not yet written)."""
     rng = random.Random(seed + 9)
     spec = FAMILIES[family]
     pool = chains()

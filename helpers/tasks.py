@@ -108,7 +108,7 @@ def final_answer(reply: str) -> str | None:
 
 def chain_trace_valid(question: str, reply: str) -> bool:
     """True when ``reply`` adds the question's digits in their order, one true ``a + b = c.`` step each, each step
-    starting from the last one's result, and ends with ``Answer:`` and the sum. Introduced in 18_reasoning.ipynb."""
+    starting from the last one's result, and ends with ``Answer:`` and the sum. For the reasoning lesson (issue 24)."""
     terms = [int(d) for d in re.findall(r"\d+", question)]
     steps = STEP.findall(reply)
     answer = re.search(r"Answer: (\d+)\s*$", reply.strip())
