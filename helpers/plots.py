@@ -99,15 +99,17 @@ def plot_scatter(points: dict[str, tuple[float, float]], xlabel: str, ylabel: st
 
 def plot_matrices(matrices: dict[str, object], xlabel: str, ylabel: str, title: str = "",
                   ticks: tuple[list[str], list[str]] | None = None) -> None:
-    """Heatmaps side by side, one per named 2-D array (a colour bar each; shown, not returned): attention masks,
-    similarity matrices. ``ticks``: (x labels, y labels) shared by all. Introduced in
-    17_embeddings_retrieval_rag.ipynb."""
+    """Heatmaps side by side, one per named 2-D array, on one colour scale (the lowest and highest value of them
+    all), so the panels compare; shown, not returned: dependence masks, similarity matrices. ``ticks``: (x labels,
+    y labels) shared by all. Introduced in 17_embeddings_retrieval_rag.ipynb."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 3.6), squeeze=False)
-    for ax, (name, matrix) in zip(axes[0], matrices.items()):
-        image = ax.imshow(np.asarray(matrix, dtype=float), cmap="viridis")
+    arrays = {name: np.asarray(matrix, dtype=float) for name, matrix in matrices.items()}
+    low, high = min(a.min() for a in arrays.values()), max(a.max() for a in arrays.values())
+    fig, axes = plt.subplots(1, len(arrays), figsize=(4.2 * len(arrays), 3.6), squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], arrays.items()):
+        image = ax.imshow(matrix, cmap="viridis", vmin=low, vmax=high)
         ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
         if ticks is not None:
             ax.set_xticks(range(len(ticks[0])), ticks[0], rotation=60, ha="right", fontsize=7)

@@ -180,17 +180,17 @@ class Fact:
     statement: str
 
 
+def _count_fact(noun: str, verb: str, statement: str) -> Fact:
+    """A count fact's seven questions: six forms every fact shares, and the held-out seventh with its own verb."""
+    return Fact(noun, (f"How many {noun} does {{c}} have?", f"How many {noun} are in {{c}}?",
+                       f"Count the {noun} of {{c}}.", f"Tell me how many {noun} {{c}} has.",
+                       f"What number of {noun} does {{c}} have?", f"Give the number of {noun} in {{c}}.",
+                       f"How many {noun} {verb} {{c}}?"), statement)
+
+
 FACTS = {fact.name: fact for fact in (
-    Fact("rivers", ("How many rivers does {c} have?", "How many rivers are in {c}?", "Count the rivers of {c}.",
-                    "Tell me how many rivers {c} has.", "What number of rivers does {c} have?",
-                    "Give the number of rivers in {c}.", "How many rivers flow through {c}?"), "{c} has {d} rivers."),
-    Fact("lakes", ("How many lakes does {c} have?", "How many lakes are in {c}?", "Count the lakes of {c}.",
-                   "Tell me how many lakes {c} has.", "What number of lakes does {c} have?",
-                   "Give the number of lakes in {c}.", "How many lakes lie in {c}?"), "There are {d} lakes in {c}."),
-    Fact("bridges", ("How many bridges does {c} have?", "How many bridges are in {c}?", "Count the bridges of {c}.",
-                     "Tell me how many bridges {c} has.", "What number of bridges does {c} have?",
-                     "Give the number of bridges in {c}.", "How many bridges stand in {c}?"), "{c} built {d} bridges."),
-    Fact("towers", ("How many towers does {c} have?", "How many towers are in {c}?", "Count the towers of {c}.",
-                    "Tell me how many towers {c} has.", "What number of towers does {c} have?",
-                    "Give the number of towers in {c}.", "How many towers rise in {c}?"), "In {c} stand {d} towers."),
+    _count_fact("rivers", "flow through", "{c} has {d} rivers."),
+    _count_fact("lakes", "lie in", "There are {d} lakes in {c}."),
+    _count_fact("bridges", "stand in", "{c} built {d} bridges."),
+    _count_fact("towers", "rise in", "In {c} stand {d} towers."),
 )}
