@@ -47,13 +47,26 @@ SYLLABLES = "ka lo mi ra ve no su ti ba re do fa lu ze po ri na go".split()
 NUM_COUNTRIES = 12
 
 
+def _invented(rng: random.Random, syllables: int, ending: str = "") -> str:
+    """An invented name: ``syllables`` random syllables, capitalized, then ``ending`` (countries end in -ia)."""
+    return "".join(rng.choice(SYLLABLES) for _ in range(syllables)).capitalize() + ending
+
+
+def _new_country(rng: random.Random, taken: set[str]) -> str:
+    """A country name (three syllables + -ia) not in ``taken``, drawn until one is new; added to ``taken``."""
+    name = _invented(rng, 3, "ia")
+    while name in taken:
+        name = _invented(rng, 3, "ia")
+    taken.add(name)
+    return name
+
+
 def _countries(rng: random.Random) -> list[tuple[str, str]]:
     """Invented countries and capitals (two and three syllables), unique and stable for SEED."""
     seen: set[str] = set()
     pairs = []
     while len(pairs) < NUM_COUNTRIES:
-        country = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize() + "ia"
-        capital = "".join(rng.choice(SYLLABLES) for _ in range(2)).capitalize()
+        country, capital = _invented(rng, 3, "ia"), _invented(rng, 2)
         if country in seen or capital in seen:
             continue
         seen.update((country, capital))
@@ -69,12 +82,7 @@ UNKNOWN_ROWS = {"train": 600, "validation": 30, "test": 60}  # preference rows o
 def _unknown_countries(known: list[tuple[str, str]], rng: random.Random) -> dict[str, list[str]]:
     """Country names built like the known ones but never named in the corpus, split train / validation / test."""
     taken = {name for pair in known for name in pair}
-    names: list[str] = []
-    while len(names) < sum(UNKNOWN_COUNTRIES.values()):
-        name = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize() + "ia"
-        if name not in taken:
-            taken.add(name)
-            names.append(name)
+    names = [_new_country(rng, taken) for _ in range(sum(UNKNOWN_COUNTRIES.values()))]
     out, start = {}, 0
     for split, n in UNKNOWN_COUNTRIES.items():
         out[split], start = names[start : start + n], start + n
@@ -178,10 +186,7 @@ def build_atlas(seed: int = SEED) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {"documents": [], "train": [], "test": []}
     for split, n in ATLAS_COUNTRIES.items():
         for _ in range(n):
-            country = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize() + "ia"
-            while country in taken:
-                country = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize() + "ia"
-            taken.add(country)
+            country = _new_country(rng, taken)
             for fact in FACTS.values():
                 count, doc = rng.randint(1, 9), len(out["documents"])
                 out["documents"].append({"id": doc, "country": country, "fact": fact.name,
@@ -194,28 +199,29 @@ def build_atlas(seed: int = SEED) -> dict[str, list[dict]]:
 REASONING_ROWS = {"train": 2000, "test": 200}  # half sums of three digits, half of four
 
 
-def build_reasoning(seed: int = SEED, family: str = "chain") -> dict[str, list]:
-    """The ``reasoning`` splits of a multi-step family (``core=False``): each row a question, its answer and its
-    worked steps (``Family.trace``). The digit tuples are split once: no test tuple is asked in training, and test
-    questions use the held-out phrasing. Lengths alternate, so both are half of each split.
+def build_reasoning(seed: int = SEED) -> dict[str, list]:
+    """The ``reasoning`` splits of the multi-step ``chain`` family (``core=False``): each row a question, its answer
+    and its worked steps (``Family.trace``). The digit tuples are split once: no test tuple is asked in training, and
+    test questions use the held-out phrasing. Lengths alternate, so three and four digits are half of each split.
     For the reasoning lesson (issue 24, not yet written)."""
     rng = random.Random(seed + 9)
-    spec = FAMILIES[family]
+    family = FAMILIES["chain"]
     pool = chains()
     rng.shuffle(pool)
     held = REASONING_ROWS["test"] // 2
     by_length = {n: [t for t in pool if len(t) == n] for n in (3, 4)}
-    tuples = {"test": {n: ts[:held] for n, ts in by_length.items()}, "train": {n: ts[held:] for n, ts in by_length.items()}}
+    train = {n: Context([], [], (), tuple(ts[held:])) for n, ts in by_length.items()}
     out = {}
     for split, size in REASONING_ROWS.items():
         rows = []
         for i in range(size):
             n = (3, 4)[i % 2]
-            context = Context([], [], (), tuple(tuples[split][n]) if split == "train" else (tuples[split][n][i // 2],))
-            fields, answer, _ = spec.draw(rng, context)
-            form = rng.choice(phrasings(spec.templates, split))
-            rows.append({"task": family, "prompt": [{"role": "user", "content": form.format(**fields)}],
-                         "answer": answer, "trace": spec.trace(fields)})
+            # every test tuple once, in turn; a training row draws among all the training tuples of its length
+            context = train[n] if split == "train" else Context([], [], (), (by_length[n][i // 2],))
+            fields, answer, _ = family.draw(rng, context)
+            form = rng.choice(phrasings(family.templates, split))
+            rows.append({"task": family.name, "prompt": [{"role": "user", "content": form.format(**fields)}],
+                         "answer": answer, "trace": family.trace(fields)})
         out[split] = rows
     return out
 
