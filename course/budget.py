@@ -73,6 +73,10 @@ PHASES: dict[str, list[dict]] = {
     # the masked-LM encoder stays (fill-mask), the embedder's trainer keeps its AdamW state, the reader trains
     "17": [{"gpu": [("encoder_model", "fp32", {}), ("encoder_model", "train", {"tokens": 2 * 32 * 24}),
                     ("sft_model", "train", {})]}],
+    # the answer-only student beside the trace student's SFT, then GRPO: 64 completions of up to 40 tokens, taken in
+    # t4's reasoning_rl_accumulation = 4 passes of 16
+    "18": [{"gpu": [("reasoning_model", "fp32", {}), ("reasoning_model", "train", {})]},
+           {"gpu": [("reasoning_model", "train", {"tokens": 16 * (CHAT_ROW_TOKENS + 40), "logit_tokens": 16 * 40})]}],
 }
 
 

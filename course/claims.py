@@ -469,6 +469,23 @@ def lesson_17(m, c: Claims):
          by["right document retrieved"] - by["wrong document retrieved"], 0.5)
 
 
+def lesson_18(m, c: Claims):
+    answer, trace, sc, rl = m["students"]["answer-only"], m["students"]["trace"], m["self_consistency"]["trace"], m["rl"]
+    most = max(sc, key=int)
+    c.eq("precision", m["precision"], "fp32")
+    c.ge("held-out accuracy: trace - answer-only student (same SFT budget)", trace["accuracy"] - answer["accuracy"], 0.25)
+    c.ge("tokens per answer: trace / answer-only", trace["tokens"] / answer["tokens"], 5)
+    c.ge("trace student: share of valid traces", trace["valid traces"], 0.6)
+    c.ge("answer right given a valid trace", m["right_given_validity"]["valid trace"], 0.95)
+    c.ge(f"self-consistency: vote of {most} - one sample", sc[most] - sc["1"], 0.08)
+    c.true("self-consistency: a vote of 4 >= one sample", sc["4"] >= sc["1"])
+    c.ge("GRPO: held-out sampled pass@1 after - before", rl["sampled pass@1"]["after"] - rl["sampled pass@1"]["before"],
+         0.04)
+    c.ge("GRPO: held-out greedy accuracy after - before (kept)",
+         rl["greedy accuracy"]["after"] - rl["greedy accuracy"]["before"], -0.05)
+    c.ge("GRPO: trace length after / before (still traces)", m["rl_tokens"]["after"] / m["rl_tokens"]["before"], 0.7)
+
+
 # Metrics whose spread over a seeds × kernel-sets matrix is itself a claim (``python -m course matrix``): the
 # largest max - min allowed. Lesson 02's held-out accuracy is the quality every later lesson's SFT model starts from.
 SPREADS = {("02", "accuracy_after"): 0.06}

@@ -203,7 +203,7 @@ def build_reasoning(seed: int = SEED) -> dict[str, list]:
     """The ``reasoning`` splits of the multi-step ``chain`` family (``core=False``): each row a question, its answer
     and its worked steps (``Family.trace``). The digit tuples are split once: no test tuple is asked in training, and
     test questions use the held-out phrasing. Lengths alternate, so three and four digits are half of each split.
-    For the reasoning lesson (issue 24, not yet written)."""
+    Introduced in 18_reasoning.ipynb."""
     rng = random.Random(seed + 9)
     family = FAMILIES["chain"]
     pool = chains()

@@ -170,6 +170,7 @@ exercise("17.negatives", lambda batch_size: batch_size - 1,
 exercise("17.pipeline_accuracy", lambda recall, when_right, when_wrong: recall * when_right + (1 - recall) * when_wrong,
          "the questions whose document was found (a share recall) answered at one rate, the rest at the other",
          rel=1e-3)
+exercise("18.vote_tokens", lambda k, tokens: k * tokens, "k replies of {tokens:.1f} tokens each", rel=1e-3)
 
 
 def solution(name: str, **context):
@@ -597,3 +598,19 @@ def of_lesson(number: str) -> dict[str, str]:
                        f"{sorted({n.split('.')[0] for registry in KINDS.values() for n in registry})}")
     return dict(sorted(found.items()))
 
+
+@code_exercise("18.majority_vote")
+def _majority_vote(candidate):
+    import random
+    from collections import Counter
+
+    rng = random.Random(18)
+    _called(candidate, ["7", "7", "5"])  # a stub's None is "not tried"; after that, None is a wrong vote
+    for _ in range(50):
+        answers = [rng.choice(["3", "5", "7", "8", None]) for _ in range(rng.randint(1, 9))] + [rng.choice("0123456789")]
+        rng.shuffle(answers)
+        expected = Counter(a for a in answers if a is not None).most_common(1)[0][0]  # ties: the first seen
+        mine = candidate(list(answers))
+        if mine != expected:
+            return False, f"for {answers} you return {mine!r}, the vote is {expected!r}"
+    return True, ""

@@ -24,7 +24,8 @@ def plot_losses(curves: dict[str, list[float]], title: str = "training loss", sm
                 title, xlabel, ylabel, logy)
 
 
-def _show_lines(lines: dict, title: str, xlabel: str, ylabel: str, logy: bool, marker: str | None = None) -> None:
+def _show_lines(lines: dict, title: str, xlabel: str, ylabel: str, logy: bool, marker: str | None = None,
+                logx: bool = False) -> None:
     """Draw ``{name: (xs, ys)}`` as one figure and show it."""
     import matplotlib.pyplot as plt
 
@@ -34,6 +35,8 @@ def _show_lines(lines: dict, title: str, xlabel: str, ylabel: str, logy: bool, m
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -73,12 +76,14 @@ def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str,
     plt.show()
 
 
-def plot_lines(x: list[float], curves: dict[str, list[float]], xlabel: str, ylabel: str, title: str,
-               logy: bool = False) -> None:
-    """One line with markers per named curve over shared ``x`` values (shown, not returned).
+def plot_lines(x: list[float] | dict[str, list[float]], curves: dict[str, list[float]], xlabel: str, ylabel: str,
+               title: str, logy: bool = False, logx: bool = False) -> None:
+    """One line with markers per named curve over shared ``x`` values, or each curve over its own (``x`` a dict with
+    the curves' names, e.g. 18_reasoning.ipynb's accuracy against tokens spent) (shown, not returned).
 
     Introduced in 11_decoding_kv_cache.ipynb."""
-    _show_lines({name: (x, values) for name, values in curves.items()}, title, xlabel, ylabel, logy, marker="o")
+    _show_lines({name: (x[name] if isinstance(x, dict) else x, values) for name, values in curves.items()},
+                title, xlabel, ylabel, logy, marker="o", logx=logx)
 
 
 def plot_scatter(points: dict[str, tuple[float, float]], xlabel: str, ylabel: str, title: str) -> None:

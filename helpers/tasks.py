@@ -108,7 +108,7 @@ def final_answer(reply: str) -> str | None:
 
 def chain_trace_valid(question: str, reply: str) -> bool:
     """True when ``reply`` adds the question's digits in their order, one true ``a + b = c.`` step each, each step
-    starting from the last one's result, and ends with ``Answer:`` and the sum. For the reasoning lesson (issue 24)."""
+    starting from the last one's result, and ends with ``Answer:`` and the sum. Introduced in 18_reasoning.ipynb."""
     terms = [int(d) for d in re.findall(r"\d+", question)]
     steps = STEP.findall(reply)
     answer = re.search(r"Answer: (\d+)\s*$", reply.strip())
@@ -153,7 +153,7 @@ FAMILIES = {
         ("{n} found the {w}.", "The {w} was {adj}.", "{n} saw a {w}.", "{n} wanted the {w}.", "The {w} is here.",
          "{n} gave me the {w}.", "{n} painted the {w}.", "My {w} is {adj}."),
         r"[a-z]", _draw_letter, lambda context: [chr(c) for c in range(ord("a"), ord("z") + 1)]),
-    # several steps: sums of three or four digits (the reasoning lesson); not in the core splits
+    # several steps: sums of three or four digits (18_reasoning.ipynb); not in the core splits
     "chain": Family(
         "chain",
         ("What is {expr}?", "Add {list}.", "What is the sum of {list}?", "Compute {expr}.", "How much is {expr}?",

@@ -256,7 +256,8 @@ def test_every_notebook_exercise_has_a_worked_solution_its_checker_accepts(capsy
     made = {"syllabus": syllabus.load(), "splits['test']": data.load_split("sft", "test"), "losses[-1]": 1.7,
             "labels": [-100, -100, -100, 7, 9], "config": LlamaConfig(hidden_size=64, num_attention_heads=4,
                                                                       num_key_value_heads=2, num_hidden_layers=2),
-            "BATCH_SIZE": 32, "recall": 0.5, "when_right": 1.0, "when_wrong": 0.1}
+            "BATCH_SIZE": 32, "recall": 0.5, "when_right": 1.0, "when_wrong": 0.1, "max(VOTES)": 8,
+            "sample_tokens['trace']": 23.4}
     seen = set()
     for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
         text = "".join("".join(c["source"]) + "\n" for c in json.loads(path.read_text())["cells"])
@@ -331,6 +332,7 @@ def test_coding_exercises_accept_a_right_implementation_and_reject_wrong_ones(ca
 
 def test_the_other_coding_exercises(capsys):
     import random
+    from collections import Counter
 
     import torch
     import torch.nn.functional as F
@@ -374,6 +376,7 @@ def test_the_other_coding_exercises(capsys):
         "14.throughput": throughput,
         "15.all_reduce_mean": lambda ranks: {k: sum(r[k] for r in ranks) / len(ranks) for k in ranks[0]},
         "16.magnitude_mask": magnitude,
+        "18.majority_vote": lambda answers: Counter(a for a in answers if a is not None).most_common(1)[0][0],
     }
     wrong = {
         "02.assistant_labels": lambda ids, mask: ids.masked_fill(mask == 1, -100),  # the wrong side masked
@@ -386,6 +389,7 @@ def test_the_other_coding_exercises(capsys):
         "14.throughput": lambda requests: (len(requests) / 1.0, 100.0, 1.0),
         "15.all_reduce_mean": lambda ranks: {k: sum(r[k] for r in ranks) for k in ranks[0]},  # summed
         "16.magnitude_mask": lambda W, amount: W.abs() > amount,
+        "18.majority_vote": lambda answers: Counter(answers).most_common(1)[0][0],  # None counted as an answer
     }
     assert len(right) + 6 == len(exercises.CODE_CHECKERS)  # with the six above, every coding exercise is tested
     for name in right:

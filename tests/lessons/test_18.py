@@ -1,0 +1,5 @@
+"""Lesson 18 · Chain-of-thought, self-consistency and reasoning RL: `pytest tests/lessons/test_18.py` runs it alone."""
+
+
+def test_claims(claims_failed):
+    assert not claims_failed
