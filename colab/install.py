@@ -4,7 +4,7 @@ touching anything the running kernel has already imported.
 The first code cell of every notebook runs it *inside the notebook's kernel*, so it can see ``sys.modules``::
 
     install = runpy.run_path("llm-course/colab/install.py")
-    install["main"](lesson="02")
+    install["main"](lesson="03")
 
 Decisions (made by :func:`plan`, a pure function the tests feed with fake environments):
 
@@ -21,7 +21,7 @@ Decisions (made by :func:`plan`, a pure function the tests feed with fake enviro
   ``python -m course sync``) is upgraded instead, and the kernel restarts once after the install (a new version
   under a running kernel is not the one it uses); the cell then runs again without installing anything.
 
-Runs in well under two minutes on a fresh Colab runtime (wheels only) and prints what it did; lesson 12's
+Runs in well under two minutes on a fresh Colab runtime (wheels only) and prints what it did; lesson 14's
 llama-cpp-python compiles from source (~10 minutes, once per runtime).
 """
 
@@ -241,7 +241,7 @@ def restart_kernel(upgraded: list[str], marker: Path = RESTART_MARKER) -> None:
 
 
 def main(lesson: str | None = None, dry_run: bool = False) -> Plan:
-    """Install what ``lesson`` (e.g. "02") needs; every lesson's packages when None."""
+    """Install what ``lesson`` (e.g. "03") needs; every lesson's packages when None."""
     start = time.perf_counter()
     syllabus = tomllib.loads((REPO / "course" / "syllabus.toml").read_text())
     pins = read_pins((REPO / "requirements.txt").read_text())

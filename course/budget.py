@@ -39,43 +39,43 @@ BYTES = {"fp32": 4, "fp16": 2, "train": 16}
 PHASES: dict[str, list[dict]] = {
     "00": [],
     "01": [{"gpu": [("size:small", "train", {"tokens": "seq_len"})]}],
-    "02": [{"gpu": [("base_model", "train", {})]}],
-    "03": [{"gpu": [("base_model", "train", {})]},  # the full fine-tuning recipe
+    "03": [{"gpu": [("base_model", "train", {})]}],
+    "04": [{"gpu": [("base_model", "train", {})]},  # the full fine-tuning recipe
            {"gpu": [("base_model", "lora", {})]},
            {"gpu": [("qlora_model", "nf4-lora", {})]}],
-    "04": [],
-    "05": [{"gpu": [("teacher_model", "fp16", {}), ("student_model", "train", {})],
+    "05": [],
+    "06": [{"gpu": [("teacher_model", "fp16", {}), ("student_model", "train", {})],
             "host": [("student_model", "fp32", {})]},  # the on-policy snapshot waits in host RAM
            {"gpu": [("teacher_model", "fp16", {}), ("student_model", "train", {})],  # GKD on the snapshot
             "host": [("student_model", "fp32", {}), ("student_model", "fp32", {})]}],  # hard and KD students
-    "06": [{"gpu": [("sft_model", "fp32", {}), ("sft_model", "train", {})]}],  # policy answers, reward model trains
-    "07": [{"gpu": [("sft_model", "lora", {"pairs": True}), ("sft_model", "lora", {"pairs": True})]}],  # DPO kept, ORPO
+    "07": [{"gpu": [("sft_model", "fp32", {}), ("sft_model", "train", {})]}],  # policy answers, reward model trains
+    "08": [{"gpu": [("sft_model", "lora", {"pairs": True}), ("sft_model", "lora", {"pairs": True})]}],  # DPO kept, ORPO
     # PPO: 32 rollouts a step in 2 minibatches; RLOO: 32 completions (8 tokens each) of 8 prompts
-    "08": [{"gpu": [("sft_model", "fp16", {}), ("sft_model", "fp16", {}), ("sft_model", "fp32", {}),
+    "09": [{"gpu": [("sft_model", "fp16", {}), ("sft_model", "fp16", {}), ("sft_model", "fp32", {}),
                     ("sft_model", "train", {"tokens": 16 * CHAT_ROW_TOKENS})]},  # reference, RM, PPO policy, β = 0
            {"gpu": [("sft_model", "fp16", {}), ("sft_model", "fp16", {}), ("sft_model", "fp32", {}),
                     ("sft_model", "train", {"tokens": 32 * CHAT_ROW_TOKENS, "logit_tokens": 32 * 8})],  # RLOO: ref,
             # RM, TRL's reference, its policy
             "host": [("sft_model", "fp32", {}), ("sft_model", "fp32", {})]}],  # both PPO policies
     # 32 completions of 8 tokens a step; β = 0: no reference model
-    "09": [{"gpu": [("sft_model", "train", {"tokens": 32 * CHAT_ROW_TOKENS, "logit_tokens": 32 * 8})]}],
-    "10": [{"gpu": [("base_model", "fp16", {}), ("sft_model", "fp16", {}), ("sft_model", "fp16", {}),
+    "10": [{"gpu": [("sft_model", "train", {"tokens": 32 * CHAT_ROW_TOKENS, "logit_tokens": 32 * 8})]}],
+    "12": [{"gpu": [("base_model", "fp16", {}), ("sft_model", "fp16", {}), ("sft_model", "fp16", {}),
                     ("inference_model", "fp16", {}), ("sft_model", "fp16", {})]}],  # 3 models, judge, reward model
-    "11": [{"gpu": [("inference_model", "fp32", {}),
+    "13": [{"gpu": [("inference_model", "fp32", {}),
                     ("inference_model", "fp32", {"num_hidden_layers": 2, "num_key_value_heads": "heads"})]}],
-    "12": [{"gpu": [("inference_model", "fp32", {}), ("inference_model", "int8", {})]},
+    "14": [{"gpu": [("inference_model", "fp32", {}), ("inference_model", "int8", {})]},
            {"gpu": [("inference_model", "fp32", {})], "host": [("inference_model", "fp32", {})]}],  # f32 GGUF
-    "13": [{"gpu": [("inference_model", "fp32", {}), ("draft_model", "fp32", {})]}],
-    "14": [{"gpu": [("inference_model", "fp16", {})]}],  # the notebook's copy; the server is another process
-    "15": [],  # tiny:draft on CPU processes in every profile
-    "16": [{"gpu": [("sft_model", "fp32", {}),  # the dense model, the recovery's teacher, and the pruned one (KEEP)
+    "15": [{"gpu": [("inference_model", "fp32", {}), ("draft_model", "fp32", {})]}],
+    "16": [{"gpu": [("inference_model", "fp16", {})]}],  # the notebook's copy; the server is another process
+    "17": [],  # tiny:draft on CPU processes in every profile
+    "18": [{"gpu": [("sft_model", "fp32", {}),  # the dense model, the recovery's teacher, and the pruned one (KEEP)
                     ("sft_model", "train", {"intermediate_size": 0.15})]}],
     # the masked-LM encoder stays (fill-mask), the embedder's trainer keeps its AdamW state, the reader trains
-    "17": [{"gpu": [("encoder_model", "fp32", {}), ("encoder_model", "train", {"tokens": 2 * 32 * 24}),
+    "02": [{"gpu": [("encoder_model", "fp32", {}), ("encoder_model", "train", {"tokens": 2 * 32 * 24}),
                     ("sft_model", "train", {})]}],
     # the answer-only student beside the trace student's SFT, then GRPO: 64 completions of up to 40 tokens, taken in
     # t4's reasoning_rl_accumulation = 4 passes of 16
-    "18": [{"gpu": [("reasoning_model", "fp32", {}), ("reasoning_model", "train", {})]},
+    "11": [{"gpu": [("reasoning_model", "fp32", {}), ("reasoning_model", "train", {})]},
            {"gpu": [("reasoning_model", "train", {"tokens": 16 * (CHAT_ROW_TOKENS + 40), "logit_tokens": 16 * 40})]}],
 }
 

@@ -9,7 +9,7 @@ A kernel set the CPU lacks is skipped, and the table says so.
 
 Writes ``matrix.md`` and ``matrix.json`` into the output folder: for every claim of ``course/claims.py`` on the
 lessons run, its bound, the min and max of its value over the cells and the cells that fail it; then the spread of
-the metrics ``claims.SPREADS`` bounds (lesson 02's held-out accuracy).
+the metrics ``claims.SPREADS`` bounds (lesson 03's held-out accuracy).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Plumbing shared by the alignment lessons (06 reward model, 07 DPO, 08 PPO, 09 GRPO).
+"""Plumbing shared by the alignment lessons (07 reward model, 08 DPO, 09 PPO, 10 GRPO).
 
 Scoring conversations with a reward model, pairwise preference accuracy, sampling several replies per prompt,
 and the honesty metric of the ``unknown`` family. What each lesson teaches (the losses, best-of-n, the RL
-loops) stays in the notebooks. Introduced in 06_reward_model.ipynb.
+loops) stays in the notebooks. Introduced in 07_reward_model.ipynb.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from helpers.evaluation import continuation_logps, generate, normalize
 def as_sft_rows(pairs: list[dict]) -> list[dict]:
     """Preference rows → SFT-format rows (prompt + chosen reply), to score with ``evaluation.task_accuracy``.
 
-    Introduced in 06_reward_model.ipynb.
+    Introduced in 07_reward_model.ipynb.
     """
     return [{"task": r["task"], "messages": r["prompt"] + r["chosen"]} for r in pairs]
 
@@ -27,7 +27,7 @@ def as_sft_rows(pairs: list[dict]) -> list[dict]:
 def reward_scores(model, tokenizer, conversations: list[list[dict]], batch_size: int = 64) -> torch.Tensor:
     """One scalar per conversation from a sequence-classification reward model (the score at the last token).
 
-    Conversations are rendered with the chat template, as ``RewardTrainer`` does. Introduced in 06_reward_model.ipynb.
+    Conversations are rendered with the chat template, as ``RewardTrainer`` does. Introduced in 07_reward_model.ipynb.
     """
     tokenizer.padding_side = "right"
     device = next(model.parameters()).device
@@ -46,7 +46,7 @@ def pairwise_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
     """Share of preference pairs whose chosen reply the reward model scores above the rejected one.
 
     Returns ``{"accuracy", "per_task", "margin"}`` (margin: mean chosen − rejected score).
-    Introduced in 06_reward_model.ipynb.
+    Introduced in 07_reward_model.ipynb.
     """
     chosen = reward_scores(model, tokenizer, [r["prompt"] + r["chosen"] for r in pairs])
     rejected = reward_scores(model, tokenizer, [r["prompt"] + r["rejected"] for r in pairs])
@@ -57,7 +57,7 @@ def pair_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, pairs: list[dict
     """Share of pairs whose chosen score is above the rejected one, overall and per task, and the mean margin.
 
     The scores can be a reward model's (``pairwise_accuracy``), a policy's log-probs or DPO's implicit rewards
-    (lesson 07). Returns ``{"accuracy", "per_task", "margin"}``. Introduced in 06_reward_model.ipynb.
+    (lesson 08). Returns ``{"accuracy", "per_task", "margin"}``. Introduced in 07_reward_model.ipynb.
     """
     wins = ((chosen > rejected).float() + 0.5 * (chosen == rejected).float()).tolist()  # a tie is half a win
     by_task = defaultdict(list)
@@ -75,7 +75,7 @@ def reply_logps(model, tokenizer, prompts: list[list[dict]], replies: list[list[
     conversation is tokenized at once and the reply is what follows the prompt's tokens (a tokenizer may merge
     the reply's first characters with what precedes them, so the two are not tokenized apart).
 
-    Introduced in 07_dpo.ipynb.
+    Introduced in 08_dpo.ipynb.
     """
     was_training = model.training
     model.eval()
@@ -99,7 +99,7 @@ def sample(model, tokenizer, prompts: list[list[dict]], n: int, temperature: flo
     """``n`` sampled replies per chat prompt (seed with ``environment.set_seed`` first for the same samples).
 
     Pure sampling at ``temperature`` (no top-k / top-p), so the spread is the model's own. Introduced in
-    06_reward_model.ipynb.
+    07_reward_model.ipynb.
     """
     replies = generate(model, tokenizer, prompts, max_new_tokens, batch_size, do_sample=True, temperature=temperature,
                        top_k=0, top_p=1.0, num_return_sequences=n)
@@ -107,13 +107,13 @@ def sample(model, tokenizer, prompts: list[list[dict]], n: int, temperature: flo
 
 
 def declines(reply: str) -> bool:
-    """True when a reply is the honest "I don't know." (normalized). Introduced in 06_reward_model.ipynb."""
+    """True when a reply is the honest "I don't know." (normalized). Introduced in 07_reward_model.ipynb."""
     return normalize(reply) == normalize(IDK)
 
 
 def hallucination_rate(replies: list[str], rows: list[dict]) -> float:
     """Share of the ``unknown``-family rows (countries the model never read about) answered with anything but
-    "I don't know." — an invented capital. Introduced in 06_reward_model.ipynb.
+    "I don't know." — an invented capital. Introduced in 07_reward_model.ipynb.
     """
     unknown = [reply for reply, row in zip(replies, rows) if row["task"] == "unknown"]
     if not unknown:

@@ -1,6 +1,6 @@
 """Timing and memory measurements for the inference lessons: ratios measured in one run, never absolute asserts.
 
-Introduced in 11_decoding_kv_cache.ipynb.
+Introduced in 13_decoding_kv_cache.ipynb.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def timed_in_turns(fns: dict[str, Callable[[], object]], device: str = "cpu", re
     """The fastest wall time in seconds of each of ``fns`` (name → function), timed in turns: ``repeats`` rounds, each
     running every function once. A machine that gets busier or quieter during the measurement then slows or speeds
     every function alike, so the ratios between them hold where one-after-the-other timings would not.
-    Introduced in 12_quantization.ipynb."""
+    Introduced in 14_quantization.ipynb."""
     best = {name: float("inf") for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
@@ -48,7 +48,7 @@ class AcceptanceCounter:
     """Count the tokens speculative decoding drafts and the target accepts, read from ``transformers``' own candidate
     generators (``generate`` does not return them): inside ``with AcceptanceCounter() as counts:`` every
     ``get_candidates`` call adds its proposed tokens and every ``update_candidate_strategy`` call its ``num_matches``.
-    ``counts.rounds`` lists ``(proposed, accepted)`` per verification step. Introduced in 13_speculative_decoding.ipynb.
+    ``counts.rounds`` lists ``(proposed, accepted)`` per verification step. Introduced in 15_speculative_decoding.ipynb.
     """
 
     def __init__(self):

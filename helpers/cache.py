@@ -10,7 +10,7 @@ The seed of the shared fine-tuned models (``tiny:sft``, ``tiny:rm``, ``tiny:dpo`
 seed also starts from models trained with that seed (each seed is its own cache entry). The pretrained models
 (``tiny:base``, ``tiny:draft``, ``tiny:large``) play the part of a downloaded checkpoint and are built from seed 0.
 
-Introduced in 02_sft.ipynb.
+Introduced in 03_sft.ipynb.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def entry_key(functions=(), files=(), parts=()) -> str:
 
 
 def shared_seed() -> int:
-    """The seed the shared fine-tuned models are built with: ``$COURSE_SEED``, else 0. Introduced in 02_sft.ipynb."""
+    """The seed the shared fine-tuned models are built with: ``$COURSE_SEED``, else 0. Introduced in 03_sft.ipynb."""
     value = os.environ.get(SEED_VARIABLE, "0")
     try:
         return int(value)

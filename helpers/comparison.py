@@ -1,7 +1,7 @@
 """Comparing models on a small test set: bootstrap confidence intervals (plain, paired, by question), A/B win
 counts, a judge's verdict read from one forward pass, and per-question run logs with their diff.
 
-Introduced in 10_evaluation.ipynb.
+Introduced in 12_evaluation.ipynb.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def bootstrap_ci(hits: list[float], n_boot: int = 2000, level: float = 0.95, see
     Resamples the items with replacement ``n_boot`` times (seeded: the same call gives the same interval). With
     ``groups`` (one key per item, e.g. the question text), it resamples whole groups instead: a cluster bootstrap,
     for test sets where several items are the same question and so not independent evidence.
-    Introduced in 10_evaluation.ipynb.
+    Introduced in 12_evaluation.ipynb.
     """
     values = torch.tensor([float(h) for h in hits], dtype=torch.float64)
     if len(values) == 0:
@@ -47,7 +47,7 @@ def paired_difference_ci(a: list[float], b: list[float], n_boot: int = 2000, lev
                          seed: int = 0, groups: list | None = None) -> tuple[float, float, float]:
     """(mean of b - a, low, high) over the same items, resampled together: the paired bootstrap that says whether
     model b beats model a on this test set (the interval excludes 0) or the set cannot tell them apart. ``groups``
-    as in :func:`bootstrap_ci`. Introduced in 10_evaluation.ipynb."""
+    as in :func:`bootstrap_ci`. Introduced in 12_evaluation.ipynb."""
     if len(a) != len(b):
         raise ValueError(f"paired scores must cover the same items: {len(a)} against {len(b)}")
     return bootstrap_ci([float(y) - float(x) for x, y in zip(a, b)], n_boot, level, seed, groups)
@@ -55,7 +55,7 @@ def paired_difference_ci(a: list[float], b: list[float], n_boot: int = 2000, lev
 
 def win_rate(a: list[float], b: list[float]) -> dict:
     """Per-item A/B comparison of two models' scores on the same prompts: wins, losses and ties of b against a,
-    and b's win rate with ties counted as half. Introduced in 10_evaluation.ipynb."""
+    and b's win rate with ties counted as half. Introduced in 12_evaluation.ipynb."""
     if len(a) != len(b) or not a:
         raise ValueError(f"win_rate needs two equal, non-empty lists of scores: {len(a)} against {len(b)}")
     wins = sum(y > x for x, y in zip(a, b))
@@ -69,7 +69,7 @@ def next_token_margin(model, tokenizer, texts: list[str], first: str, second: st
     """For each text, the logit of token ``second`` minus that of token ``first`` at the next position: > 0 when the
     model would rather continue with ``second``. A judge's verdict between answers "A" and "B" read from one
     forward pass instead of sampled text. Texts are left-padded, so the last position is every row's next token.
-    Introduced in 10_evaluation.ipynb."""
+    Introduced in 12_evaluation.ipynb."""
     vocab = tokenizer.get_vocab()
     if first not in vocab or second not in vocab:
         raise ValueError(f"{first!r} and {second!r} must each be one token of this tokenizer")
@@ -89,7 +89,7 @@ def write_run_log(path, model_id: str, config: dict, seed: int, rows: list[dict]
                   scores: dict[str, list]) -> Path:
     """Write one evaluation run as JSON: model, config, seed, library versions, and per prompt its task, prompt,
     reference, reply and every score. Two logs can be compared with :func:`diff_runs`. Introduced in
-    10_evaluation.ipynb."""
+    12_evaluation.ipynb."""
     prompts, references = split_messages(rows)
     items = [{"task": row["task"], "prompt": prompt[-1]["content"], "reference": reference, "reply": reply,
               **{name: values[i] for name, values in scores.items()}}
@@ -104,7 +104,7 @@ def write_run_log(path, model_id: str, config: dict, seed: int, rows: list[dict]
 def diff_runs(old_path, new_path, score: str = "exact_match") -> dict:
     """Compare two logs of :func:`write_run_log` over the same prompts: what changed in the config and the
     versions, and which prompts got a different reply, split into fixed (``score`` went up), broken (down) and
-    changed (same score). Introduced in 10_evaluation.ipynb."""
+    changed (same score). Introduced in 12_evaluation.ipynb."""
     old, new = (json.loads(Path(p).read_text()) for p in (old_path, new_path))
     if [i["prompt"] for i in old["items"]] != [i["prompt"] for i in new["items"]]:
         raise ValueError(f"{old_path} and {new_path} cover different prompts: compare runs on the same test set")

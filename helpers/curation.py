@@ -1,4 +1,4 @@
-"""Data curation (04_data_curation.ipynb): the dirty corpus's planted truth, scores against it, and the data card.
+"""Data curation (05_data_curation.ipynb): the dirty corpus's planted truth, scores against it, and the data card.
 
 The pipeline itself (cleaning, filters, dedup, decontamination, PII) is written out in the notebook; this module
 holds what only grades or reports it.
@@ -17,7 +17,7 @@ PLANTED_FILE = DATA_DIR / "curation" / "planted.json"
 
 
 def load_planted(path: str | Path = PLANTED_FILE) -> dict[str, dict]:
-    """``{document id: {"kind", ...}}``: what ``helpers.data.build_dirty`` planted. Introduced in 04_data_curation.ipynb."""
+    """``{document id: {"kind", ...}}``: what ``helpers.data.build_dirty`` planted. Introduced in 05_data_curation.ipynb."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
@@ -40,7 +40,7 @@ def dedup_scores(dropped: dict[str, str], planted: dict[str, dict], present: set
 
     A drop is right when both documents are in the same planted group (a clean document and its copies of
     ``kinds``). A group of n documents should lose n - 1 of them, whichever is kept. Introduced in
-    04_data_curation.ipynb.
+    05_data_curation.ipynb.
     """
     planted_groups = groups(planted, present, kinds)
     group_of = {doc: source for source, members in planted_groups.items() for doc in members}
@@ -51,7 +51,7 @@ def dedup_scores(dropped: dict[str, str], planted: dict[str, dict], present: set
 
 
 def removed_by_kind(removed: set[str], planted: dict[str, dict]) -> dict[str, int]:
-    """How many documents of each planted kind a stage removed. Introduced in 04_data_curation.ipynb."""
+    """How many documents of each planted kind a stage removed. Introduced in 05_data_curation.ipynb."""
     return dict(Counter(planted[doc]["kind"] for doc in removed))
 
 
@@ -60,7 +60,7 @@ def data_card(source: str, stages: list[tuple[str, int, dict[str, int]]], kept: 
     """Write a data card (Markdown): the source, each stage's removals and reasons, what is left. Returns the text.
 
     ``stages``: ``(stage, documents removed, {reason: count})`` in pipeline order. Introduced in
-    04_data_curation.ipynb.
+    05_data_curation.ipynb.
     """
     total = kept + sum(n for _, n, _ in stages)
     lines = ["# Data card: curated corpus", "", f"Source: `{source}` ({total:,} documents).", "",

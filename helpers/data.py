@@ -142,7 +142,7 @@ def unseen_sums(seed: int = SEED) -> list[Task]:
     """One test-phrasing question for each of the 20 digit pairs no split trains on (``sft/unseen.jsonl``).
 
     Not part of the test split: whether a small model adds pairs it never saw answered is arithmetic, not what SFT
-    teaches, and which of them come out right is a draw of the run. Lesson 02 shows it. Introduced in 02_sft.ipynb.
+    teaches, and which of them come out right is a draw of the run. Lesson 03 shows it. Introduced in 03_sft.ipynb.
     """
     form = phrasings(TEMPLATES["add"], "test")[0]
     return [Task("add", form.format(a=a, b=b), str(a + b), str(a + b + 1))
@@ -155,7 +155,7 @@ def build_unknown(seed: int = SEED) -> dict[str, list[Task]]:
     The answer is ``IDK``; ``wrong`` is an invented capital (a known country's), the reply a model that
     hallucinates gives. The SFT data has no such question, so the SFT model has never declined: what DPO
     and the reward model learn here is new behaviour. Test names and the test phrasing are held out.
-    Introduced in 06_reward_model.ipynb.
+    Introduced in 07_reward_model.ipynb.
     """
     rng = random.Random(seed + 3)
     known = _known_countries(seed)
@@ -177,7 +177,7 @@ def build_atlas(seed: int = SEED) -> dict[str, list[dict]]:
     these facts; and one question per document. Training questions draw from six phrasings, test questions (about
     the 100 test countries, whose documents only they ask) use the held-out seventh. Every question's documents are
     searched among all 1,200 (four per country: the right country is not enough, the fact must match too).
-    Introduced in 17_embeddings_retrieval_rag.ipynb.
+    Introduced in 02_embeddings_retrieval_rag.ipynb.
     """
     rng = random.Random(seed + 7)
     known = _known_countries(seed)
@@ -203,7 +203,7 @@ def build_reasoning(seed: int = SEED) -> dict[str, list]:
     """The ``reasoning`` splits of the multi-step ``chain`` family (``core=False``): each row a question, its answer
     and its worked steps (``Family.trace``). The digit tuples are split once: no test tuple is asked in training, and
     test questions use the held-out phrasing. Lengths alternate, so three and four digits are half of each split.
-    Introduced in 18_reasoning.ipynb."""
+    Introduced in 11_reasoning.ipynb."""
     rng = random.Random(seed + 9)
     family = FAMILIES["chain"]
     pool = chains()
@@ -230,10 +230,10 @@ def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
     """The ``rl`` split: the task questions with a distracting sentence before or after them.
 
     The SFT data only has bare questions, so the SFT model often answers about the distractor's item, or with an
-    answer of another kind (a number to a letter question): the weakness lesson 09's reward functions train away.
+    answer of another kind (a number to a letter question): the weakness lesson 10's reward functions train away.
     The distractor names a different item of the same kind (another capital, a word with another first letter, a
     number that is not the sum); test rows use the test questions (held-out phrasing) and held-out distractor
-    phrasings. Introduced in 09_grpo.ipynb.
+    phrasings. Introduced in 10_grpo.ipynb.
     """
     rng = random.Random(seed + 5)
     countries = _known_countries(seed)
@@ -255,7 +255,7 @@ def build_rl(seed: int = SEED) -> dict[str, list[Task]]:
 
 def distractor_answer(row: dict) -> str:
     """The answer the distracting sentence of an ``rl`` row suggests: the first letter of its word, its capital, its
-    number. A model that answers about the last-named item says this. Introduced in 09_grpo.ipynb."""
+    number. A model that answers about the last-named item says this. Introduced in 10_grpo.ipynb."""
     text = row["prompt"][-1]["content"]
     if row["task"] == "add":
         questions = [re.sub(r"\\\{\w\\\}", r"\\d+", re.escape(f)) for f in TEMPLATES["add"]]  # "{a}" -> r"\d+"
@@ -340,8 +340,8 @@ def build_chats(seed: int = SEED, n: int = 1500) -> list[list[dict]]:
     ``<|im_end|>`` embeddings are trained. Without these dialogues the tiny base model would never have seen
     them, and a LoRA adapter, which freezes the (tied) embeddings, could not learn to end a reply. One
     dialogue in six asks what its story does not say and is answered ``IDK``: a real base model has read
-    people declining, so preference tuning can raise that reply for unknown countries (lesson 07); a policy
-    that could never say it cannot be taught to prefer it by DPO alone. Introduced in 03_lora_qlora.ipynb.
+    people declining, so preference tuning can raise that reply for unknown countries (lesson 08); a policy
+    that could never say it cannot be taught to prefer it by DPO alone. Introduced in 04_lora_qlora.ipynb.
     """
     rng = random.Random(seed + 2)
 
@@ -380,7 +380,7 @@ def build_chats(seed: int = SEED, n: int = 1500) -> list[list[dict]]:
 def _rejected(task: Task, rng: random.Random, context: Context) -> str:
     """The rejected reply of a preference pair: half the time the task's near miss (``wrong``), otherwise any
     wrong answer of its family. A reward model trained only on near misses learns their pattern (the next
-    letter, a sum off by one) and cannot rank the other mistakes a sampling policy makes (lesson 06)."""
+    letter, a sum off by one) and cannot rank the other mistakes a sampling policy makes (lesson 07)."""
     if rng.random() < 0.5:
         return task.wrong
     family = FAMILIES.get(task.task, FAMILIES["capital"])  # unknown: a known country's capital, as a hallucination
@@ -396,7 +396,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "sft": {"task": str, "messages": list},
     "preference": {"task": str, "prompt": list, "chosen": list, "rejected": list},
     "rl": {"task": str, "prompt": list, "answer": str},
-    "curation": {"id": str, "text": str},  # documents to curate (04_data_curation)
+    "curation": {"id": str, "text": str},  # documents to curate (05_data_curation)
     "documents": {"id": int, "country": str, "fact": str, "text": str},  # the retrieval collection (17)
     "retrieval": {"query": str, "doc": int, "fact": str, "answer": str},  # questions and the document answering them
     "reasoning": {"task": str, "prompt": list, "answer": str, "trace": str},  # multi-step questions, worked steps
@@ -407,7 +407,7 @@ def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-# --- the dirty corpus of 04_data_curation: course documents plus planted problems with known ground truth -----
+# --- the dirty corpus of 05_data_curation: course documents plus planted problems with known ground truth -----
 FOREIGN = (  # "a few lines in another language": hand-written, one sentence or two each
     "Le petit chat dort sur la chaise et nous mangeons du pain avec les enfants.",
     "Il fait beau aujourd'hui, alors nous allons au marché avec nos amis.",
@@ -468,14 +468,14 @@ def _mojibake(text: str) -> str:
 
 
 def build_dirty(seed: int = SEED) -> tuple[list[dict], dict[str, dict]]:
-    """The dirty corpus of 04_data_curation: (documents ``{"id", "text"}``, planted truth ``{id: {"kind", ...}}``).
+    """The dirty corpus of 05_data_curation: (documents ``{"id", "text"}``, planted truth ``{id: {"kind", ...}}``).
 
     ``clean`` documents are distinct course documents of 25+ words. Planted problems: ``exact`` copies and ``near``
     duplicates (``of``: the clean document they copy; ``edit``: renamed / reordered / edited), documents wrapped
     in HTML ``markup`` or saved as ``mojibake`` (``intended``: the text a cleaner should recover), ``pii`` (fake
     emails and phone numbers, listed), ``contaminated`` (a test-split prompt and its answer inside; ``prompt``),
     and low-quality ``short``, ``repetitive``, ``symbols`` and ``foreign`` documents. Introduced in
-    04_data_curation.ipynb.
+    05_data_curation.ipynb.
     """
     rng = random.Random(seed + 404)
     pool = sorted({d for d in build_corpus(seed)["train"].splitlines() if len(d.split()) >= 25})
@@ -598,7 +598,7 @@ def load_split(kind: str, split: str, data_dir: Path = DATA_DIR) -> list[dict]:
 
 def load_atlas(data_dir: Path = DATA_DIR) -> dict[str, list[dict]]:
     """The retrieval dataset: ``{"documents", "train", "test"}`` (see ``build_atlas``). Introduced in
-    17_embeddings_retrieval_rag.ipynb."""
+    02_embeddings_retrieval_rag.ipynb."""
     folder = Path(data_dir) / "retrieval"
     return {"documents": load_jsonl(folder / "documents.jsonl", "documents"),
             **{split: load_jsonl(folder / f"{split}.jsonl", "retrieval") for split in ATLAS_COUNTRIES}}
@@ -621,7 +621,7 @@ def add_pairs(rows: list[dict]) -> set[tuple[int, int]]:
 def load_chats(data_dir: Path = DATA_DIR) -> list[list[dict]]:
     """The chat dialogues mixed into the tiny models' pretraining (see ``build_chats``).
 
-    Introduced in 03_lora_qlora.ipynb.
+    Introduced in 04_lora_qlora.ipynb.
     """
     return [row["messages"] for row in load_jsonl(Path(data_dir) / "corpus" / "chat.jsonl", "sft")]
 

@@ -43,7 +43,7 @@ def check_gpu_supported(torch, name: str) -> None:
 
 def free_memory(device: str) -> None:
     """After a lesson moves or deletes models it no longer needs: collect them and hand the GPU's cached blocks back,
-    so the next model fits on a T4 (15 GB). Introduced in 08_ppo_rlhf.ipynb."""
+    so the next model fits on a T4 (15 GB). Introduced in 09_ppo_rlhf.ipynb."""
     import gc
 
     import torch

@@ -1,7 +1,7 @@
 """Evaluation basics: batched greedy generation, exact-match accuracy per task, perplexity.
 
-Introduced in 01_tokenizer_and_pretraining.ipynb (perplexity), 02_sft.ipynb (generation, accuracy) and
-12_quantization.ipynb (completions with one right answer, for a base model).
+Introduced in 01_tokenizer_and_pretraining.ipynb (perplexity), 03_sft.ipynb (generation, accuracy) and
+14_quantization.ipynb (completions with one right answer, for a base model).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from helpers.training import MASK_PROBABILITY, masked_batches
 
 
 def stop_token_ids(tokenizer) -> list[int]:
-    """Token ids that end an assistant turn: ``<|im_end|>`` and the tokenizer's eos. Introduced in 02_sft.ipynb."""
+    """Token ids that end an assistant turn: ``<|im_end|>`` and the tokenizer's eos. Introduced in 03_sft.ipynb."""
     ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
     return sorted(i for i in ids if i is not None and i != tokenizer.unk_token_id)
 
@@ -28,7 +28,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
     """Replies to chat ``prompts`` (lists of messages), batched with left padding: greedy by default.
 
     ``sampling``: extra ``model.generate`` arguments, e.g. ``do_sample=True, temperature=1.5,
-    num_return_sequences=n`` (then the n replies of each prompt follow each other). Introduced in 02_sft.ipynb.
+    num_return_sequences=n`` (then the n replies of each prompt follow each other). Introduced in 03_sft.ipynb.
     """
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
     replies = _continue(model, tokenizer, texts, max_new_tokens, batch_size, progress, add_special_tokens=False,
@@ -57,22 +57,22 @@ def _continue(model, tokenizer, texts: list[str], max_new_tokens: int, batch_siz
 
 
 def normalize(text: str) -> str:
-    """Lower-case, strip, collapse spaces, drop a trailing full stop. Introduced in 02_sft.ipynb."""
+    """Lower-case, strip, collapse spaces, drop a trailing full stop. Introduced in 03_sft.ipynb."""
     return " ".join(text.lower().strip().rstrip(".").split())
 
 
 def exact_match(prediction: str, reference: str) -> bool:
-    """True when the normalized prediction equals the normalized reference. Introduced in 02_sft.ipynb."""
+    """True when the normalized prediction equals the normalized reference. Introduced in 03_sft.ipynb."""
     return normalize(prediction) == normalize(reference)
 
 
 def contains_answer(prediction: str, reference: str) -> bool:
-    """True when the normalized reference appears in the normalized prediction. Introduced in 02_sft.ipynb."""
+    """True when the normalized reference appears in the normalized prediction. Introduced in 03_sft.ipynb."""
     return normalize(reference) in normalize(prediction)
 
 
 def split_messages(rows: list[dict]) -> tuple[list[list[dict]], list[str]]:
-    """SFT rows → (prompts without the final assistant turn, reference answers). Introduced in 02_sft.ipynb."""
+    """SFT rows → (prompts without the final assistant turn, reference answers). Introduced in 03_sft.ipynb."""
     return [r["messages"][:-1] for r in rows], [r["messages"][-1]["content"] for r in rows]
 
 
@@ -80,7 +80,7 @@ def task_accuracy(model, tokenizer, rows: list[dict], max_new_tokens: int = 16, 
                   progress: bool = False) -> dict:
     """Exact-match accuracy on SFT-format ``rows``: overall, per task, and the replies themselves.
 
-    Returns ``{"accuracy": float, "per_task": {task: float}, "replies": [...]}``. Introduced in 02_sft.ipynb.
+    Returns ``{"accuracy": float, "per_task": {task: float}, "replies": [...]}``. Introduced in 03_sft.ipynb.
     """
     replies = generate(model, tokenizer, split_messages(rows)[0], max_new_tokens, batch_size, progress)
     return {**score_replies(replies, rows), "replies": replies}
@@ -89,7 +89,7 @@ def task_accuracy(model, tokenizer, rows: list[dict], max_new_tokens: int = 16, 
 def score_replies(replies: list[str], rows: list[dict]) -> dict:
     """Exact match of ``replies`` against SFT-format ``rows``: ``{"accuracy", "per_task"}``.
 
-    Introduced in 02_sft.ipynb (inside ``task_accuracy``); 06_reward_model.ipynb scores sampled replies with it.
+    Introduced in 03_sft.ipynb (inside ``task_accuracy``); 07_reward_model.ipynb scores sampled replies with it.
     """
     hits = defaultdict(list)
     for row, reply, ref in zip(rows, replies, split_messages(rows)[1], strict=True):
@@ -128,7 +128,7 @@ def perplexity(model, rows: torch.Tensor, batch_size: int = 32) -> float:
 @torch.no_grad()
 def next_token_accuracy(model, rows: torch.Tensor, batch_size: int = 32) -> float:
     """Share of positions in packed token rows where the model's top token is the next one: the held-out
-    accuracy of a base model at its own task. Introduced in 12_quantization.ipynb."""
+    accuracy of a base model at its own task. Introduced in 14_quantization.ipynb."""
     device = next(model.parameters()).device
     hits = 0
     for start in range(0, len(rows), batch_size):
@@ -176,7 +176,7 @@ CLOZE = {
 
 def cloze_items(texts: list[str], per_task: int = 40) -> list[dict]:
     """Up to ``per_task`` completions of each :data:`CLOZE` family found in ``texts`` (held-out documents): the
-    document up to the answer as ``prompt``, the ``answer``, and the ``task``. Introduced in 12_quantization.ipynb."""
+    document up to the answer as ``prompt``, the ``answer``, and the ``task``. Introduced in 14_quantization.ipynb."""
     found: dict[str, list[dict]] = {task: [] for task in CLOZE}
     for text in texts:
         for task, pattern in CLOZE.items():
@@ -189,13 +189,13 @@ def cloze_items(texts: list[str], per_task: int = 40) -> list[dict]:
 
 @torch.no_grad()
 def complete(model, tokenizer, prompts: list[str], max_new_tokens: int = 4, batch_size: int = 32) -> list[str]:
-    """Greedy continuations of plain-text ``prompts``, batched with left padding. Introduced in 12_quantization.ipynb."""
+    """Greedy continuations of plain-text ``prompts``, batched with left padding. Introduced in 14_quantization.ipynb."""
     return _continue(model, tokenizer, prompts, max_new_tokens, batch_size)
 
 
 def cloze_accuracy(continuations: list[str], items: list[dict]) -> dict:
     """Share of continuations whose first word is the item's answer, overall and per task.
-    Introduced in 12_quantization.ipynb."""
+    Introduced in 14_quantization.ipynb."""
     hits = defaultdict(list)
     for text, item in zip(continuations, items, strict=True):
         words = re.findall(r"\w+", text)
@@ -208,7 +208,7 @@ def continuation_logps(model, tokenizer, heads: list[str], rows: list[list[int]]
     """(summed log-probability, token count) of what each token row holds after its text ``head``, in one
     right-padded forward pass. The continuation starts at the first token where the row differs from the head's
     own tokens: a tokenizer may merge the continuation's first characters with what precedes them, so the two are
-    not tokenized apart. Introduced in 07_dpo.ipynb (inside ``alignment.reply_logps``)."""
+    not tokenized apart. Introduced in 08_dpo.ipynb (inside ``alignment.reply_logps``)."""
     starts = []
     for head, row in zip(heads, rows, strict=True):
         head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
@@ -233,7 +233,7 @@ def answer_logprobs(model, tokenizer, prompts: list[list[dict]], answers: list[s
     """(summed log-probability, token count) of each answer, as the model would generate it: the answer's tokens
     and the end-of-turn token after the chat prompt (nothing the template adds after the turn, which no
     assistant-only training ever saw). ``exp(-sum / count)`` over a set of answers is their perplexity.
-    Introduced in 10_evaluation.ipynb."""
+    Introduced in 12_evaluation.ipynb."""
     vocab = tokenizer.get_vocab()
     end = vocab["<|im_end|>"] if "<|im_end|>" in vocab else tokenizer.eos_token_id
     was_training = model.training

@@ -85,92 +85,92 @@ exercise("00.test_rows_add", lambda rows: sum(r["task"] == "add" for r in rows),
 exercise("01.attention_params", _attention_weights,
          "per layer: q and o are hidden×(heads·head_dim), k and v hidden×(kv_heads·head_dim); no biases")
 exercise("01.ppl_from_loss", lambda loss: math.exp(loss), "perplexity is exp(mean cross-entropy in nats)", rel=1e-3)
-# --- 02_sft -----------------------------------------------------------------------------------
-exercise("02.masked_fraction", lambda labels: sum(1 for t in labels if t == -100) / len(labels),
+# --- 03_sft -----------------------------------------------------------------------------------
+exercise("03.masked_fraction", lambda labels: sum(1 for t in labels if t == -100) / len(labels),
          "count labels equal to -100 and divide by the length", rel=1e-2)
-# --- 03_lora_qlora ----------------------------------------------------------------------------
-exercise("03.lora_params", lambda d_in, d_out, r: r * (d_in + d_out), "LoRA adds A (r×d_in) and B (d_out×r)")
-exercise("03.nf4_bytes", lambda n_weights, block_size=64: n_weights / 2 + 4 * n_weights / block_size,
+# --- 04_lora_qlora ----------------------------------------------------------------------------
+exercise("04.lora_params", lambda d_in, d_out, r: r * (d_in + d_out), "LoRA adds A (r×d_in) and B (d_out×r)")
+exercise("04.nf4_bytes", lambda n_weights, block_size=64: n_weights / 2 + 4 * n_weights / block_size,
          "4 bits per weight plus one fp32 absmax scale per block of 64", rel=0.02)
-# --- 04_data_curation --------------------------------------------------------------------------
-exercise("04.jaccard", lambda a, b: len(set(a) & set(b)) / len(set(a) | set(b)),
+# --- 05_data_curation --------------------------------------------------------------------------
+exercise("05.jaccard", lambda a, b: len(set(a) & set(b)) / len(set(a) | set(b)),
          "shared shingles over all distinct shingles", rel=1e-3)
-exercise("04.lsh_candidate", lambda s, bands, rows: 1 - (1 - s ** rows) ** bands,
+exercise("05.lsh_candidate", lambda s, bands, rows: 1 - (1 - s ** rows) ** bands,
          "a band matches with probability s^r; the pair is a candidate unless all b bands miss", rel=1e-2)
-# --- 05_distillation ---------------------------------------------------------------------------
-exercise("05.t_squared", lambda T: T ** 2, "softening by T scales the soft-target gradients by 1/T²", rel=1e-3)
-exercise("05.softmax_temperature",
+# --- 06_distillation ---------------------------------------------------------------------------
+exercise("06.t_squared", lambda T: T ** 2, "softening by T scales the soft-target gradients by 1/T²", rel=1e-3)
+exercise("06.softmax_temperature",
          lambda logits, T: math.exp(logits[0] / T) / sum(math.exp(z / T) for z in logits),
          "softmax of the logits divided by T", rel=1e-2)
-exercise("05.kept_share", lambda teacher, student: student / teacher,
+exercise("06.kept_share", lambda teacher, student: student / teacher,
          "the student's accuracy divided by the teacher's", rel=1e-2)
-# --- 06_reward_model --------------------------------------------------------------------------
-exercise("06.bt_probability", lambda margin: 1 / (1 + math.exp(-margin)),
+# --- 07_reward_model --------------------------------------------------------------------------
+exercise("07.bt_probability", lambda margin: 1 / (1 + math.exp(-margin)),
          "Bradley-Terry: P(chosen preferred) = sigmoid(r_chosen - r_rejected)", rel=1e-3)
-exercise("06.best_of_n_ceiling", lambda p, n: 1 - (1 - p) ** n,
+exercise("07.best_of_n_ceiling", lambda p, n: 1 - (1 - p) ** n,
          "a perfect judge fails only when all n samples are wrong: (1 - p)^n", rel=1e-3)
-# --- 07_dpo -----------------------------------------------------------------------------------
-exercise("07.implicit_reward", lambda beta, policy_logp, reference_logp: beta * (policy_logp - reference_logp),
+# --- 08_dpo -----------------------------------------------------------------------------------
+exercise("08.implicit_reward", lambda beta, policy_logp, reference_logp: beta * (policy_logp - reference_logp),
          "r = β · (log π(y|x) − log π_ref(y|x))", rel=1e-3)
-exercise("07.dpo_loss", lambda reward_chosen, reward_rejected: math.log1p(math.exp(-(reward_chosen - reward_rejected))),
+exercise("08.dpo_loss", lambda reward_chosen, reward_rejected: math.log1p(math.exp(-(reward_chosen - reward_rejected))),
          "L = −log σ(r_c − r_r): β is already inside the implicit rewards", rel=1e-3)
-# --- 08_ppo_rlhf ------------------------------------------------------------------------------
-exercise("08.clipped_objective",
+# --- 09_ppo_rlhf ------------------------------------------------------------------------------
+exercise("09.clipped_objective",
          lambda ratio, advantage, clip: min(ratio * advantage, max(min(ratio, 1 + clip), 1 - clip) * advantage),
          "min(ρ·A, clip(ρ, 1 − ε, 1 + ε)·A): a positive advantage is capped at (1 + ε)·A", rel=1e-3)
-exercise("08.last_token_advantage", lambda reward, value: reward - value,
+exercise("09.last_token_advantage", lambda reward, value: reward - value,
          "at the last token there is no next value: A = δ = r − V", rel=1e-3)
-# --- 09_grpo ----------------------------------------------------------------------------------
-exercise("09.group_advantage", _group_advantage,
+# --- 10_grpo ----------------------------------------------------------------------------------
+exercise("10.group_advantage", _group_advantage,
          "A = (r − mean) / (std + 1e-4), the group's mean and its std with n − 1 in the denominator", rel=1e-2)
-exercise("09.useless_group", lambda group_size: 0.0,
+exercise("10.useless_group", lambda group_size: 0.0,
          "all {group_size} rewards equal their mean: every advantage is 0, no gradient", rel=1e-3)
-# --- 10_evaluation -----------------------------------------------------------------------------
-exercise("10.ci_half_width", lambda correct, n: 1.96 * math.sqrt(correct / n * (1 - correct / n) / n),
+# --- 12_evaluation -----------------------------------------------------------------------------
+exercise("12.ci_half_width", lambda correct, n: 1.96 * math.sqrt(correct / n * (1 - correct / n) / n),
          "1.96 × √(p(1 − p)/n) with p = correct / n", rel=2e-2)
-exercise("10.win_rate", lambda wins, ties, losses: (wins + ties / 2) / (wins + ties + losses),
+exercise("12.win_rate", lambda wins, ties, losses: (wins + ties / 2) / (wins + ties + losses),
          "(wins + ties / 2) / all prompts", rel=1e-3)
-exercise("10.flip_rate", lambda pairs, consistent: (pairs - consistent) / pairs,
+exercise("12.flip_rate", lambda pairs, consistent: (pairs - consistent) / pairs,
          "a flip is a pair whose preferred reply changes when A and B swap: the pairs that were not consistent",
          rel=1e-3)
-# --- 11_decoding_kv_cache ---------------------------------------------------------------------
-exercise("11.kv_cache_bytes", lambda layers, kv_heads, head_dim, tokens, bytes_per_value:
+# --- 13_decoding_kv_cache ---------------------------------------------------------------------
+exercise("13.kv_cache_bytes", lambda layers, kv_heads, head_dim, tokens, bytes_per_value:
          layers * 2 * kv_heads * head_dim * tokens * bytes_per_value,
          "layers × 2 (key and value) × kv_heads × head_dim × tokens × bytes per value", rel=1e-3)
-exercise("11.top_p_kept", _top_p_kept,
+exercise("13.top_p_kept", _top_p_kept,
          "add the largest probabilities until the sum reaches p; the token that reaches it stays")
-# --- 12_quantization ---------------------------------------------------------------------------
-exercise("12.bits_per_weight", lambda code_bits, block, scale_bits: code_bits + scale_bits / block,
+# --- 14_quantization ---------------------------------------------------------------------------
+exercise("14.bits_per_weight", lambda code_bits, block, scale_bits: code_bits + scale_bits / block,
          "the code's bits, plus the block's scale shared by its weights", rel=1e-3)
-# --- 13_speculative_decoding ------------------------------------------------------------------
-exercise("13.expected_tokens", lambda acceptance, k: (1 - acceptance ** (k + 1)) / (1 - acceptance),
+# --- 15_speculative_decoding ------------------------------------------------------------------
+exercise("15.expected_tokens", lambda acceptance, k: (1 - acceptance ** (k + 1)) / (1 - acceptance),
          "1 + α + α² + … + α^k: the i-th guess counts only if all before it did", rel=1e-2)
-exercise("13.step_tokens", _step_tokens,
+exercise("15.step_tokens", _step_tokens,
          "the agreeing prefix of the guesses, plus the target's own token at the first disagreement")
-# --- 14_serving --------------------------------------------------------------------------------
-exercise("14.kv_blocks", lambda prompt_tokens, new_tokens, block_size:
+# --- 16_serving --------------------------------------------------------------------------------
+exercise("16.kv_blocks", lambda prompt_tokens, new_tokens, block_size:
          math.ceil((prompt_tokens + new_tokens) / block_size),
          "every token's keys and values live in a block; a partly filled last block still counts")
-exercise("14.littles_law", lambda in_flight, latency_s: in_flight / latency_s,
+exercise("16.littles_law", lambda in_flight, latency_s: in_flight / latency_s,
          "requests in flight = throughput × time each spends in the system (Little's law)", rel=1e-2)
-# --- 15_distributed_training -------------------------------------------------------------------
-exercise("15.zero2_gb", lambda parameters, gpus: (2 * parameters + 14 * parameters / gpus) / 1e9,
+# --- 17_distributed_training -------------------------------------------------------------------
+exercise("17.zero2_gb", lambda parameters, gpus: (2 * parameters + 14 * parameters / gpus) / 1e9,
          "ZeRO-2 keeps the bf16 weights whole (2 bytes each) and shards gradients and Adam's state (2 + 12 bytes)",
          rel=1e-2)
-exercise("15.global_batch", lambda gpus, per_gpu: gpus * per_gpu,
+exercise("17.global_batch", lambda gpus, per_gpu: gpus * per_gpu,
          "every GPU takes its own rows: the global batch is their sum")
-# --- 16_pruning ----------------------------------------------------------------------------------
-exercise("16.dense_bytes", lambda rows, columns, bytes_per_weight: rows * columns * bytes_per_weight,
+# --- 18_pruning ----------------------------------------------------------------------------------
+exercise("18.dense_bytes", lambda rows, columns, bytes_per_weight: rows * columns * bytes_per_weight,
          "stored dense, a zero takes the bytes of any other weight")
-exercise("16.neuron_weights", lambda hidden: 3 * hidden,
+exercise("18.neuron_weights", lambda hidden: 3 * hidden,
          "one row of gate_proj and of up_proj, one column of down_proj: hidden size each")
-# --- 17_embeddings_retrieval_rag -----------------------------------------------------------------
-exercise("17.negatives", lambda batch_size: batch_size - 1,
+# --- 02_embeddings_retrieval_rag -----------------------------------------------------------------
+exercise("02.negatives", lambda batch_size: batch_size - 1,
          "every other document of the batch is a negative: {batch_size} pairs, one of them the question's own")
-exercise("17.pipeline_accuracy", lambda recall, when_right, when_wrong: recall * when_right + (1 - recall) * when_wrong,
+exercise("02.pipeline_accuracy", lambda recall, when_right, when_wrong: recall * when_right + (1 - recall) * when_wrong,
          "the questions whose document was found (a share recall) answered at one rate, the rest at the other",
          rel=1e-3)
-exercise("18.vote_tokens", lambda k, tokens: k * tokens, "k replies of {tokens:.1f} tokens each", rel=1e-3)
+exercise("11.vote_tokens", lambda k, tokens: k * tokens, "k replies of {tokens:.1f} tokens each", rel=1e-3)
 
 
 def solution(name: str, **context):
@@ -201,7 +201,7 @@ def rerun_exercise(name: str, tried: Callable, verify: Callable, how: str) -> No
 
 def check_rerun(name: str, **context) -> bool | None:
     """After the learner changed a parameter and ran the notebook again: print ✅ or ❌ with what the outcome shows.
-    None (and "not tried yet") while the parameter has its default. Introduced in 05_distillation.ipynb."""
+    None (and "not tried yet") while the parameter has its default. Introduced in 06_distillation.ipynb."""
     if name not in RERUNS:
         raise KeyError(f"no run-again exercise {name!r}; known: {sorted(RERUNS)}")
     tried, verify, how = RERUNS[name]
@@ -300,17 +300,17 @@ def _one_rank(ranks, world, fsdp_share, loss_gap):
                    f"model (got {fsdp_share:.0%}) and the losses should match one process (gap {loss_gap:.1e})")
 
 
-rerun_exercise("10.n_boot", lambda n_boot, **_: n_boot != 2000, _n_boot,
+rerun_exercise("12.n_boot", lambda n_boot, **_: n_boot != 2000, _n_boot,
                "set N_BOOT = 200 in the parameters cell and run the notebook again")
-rerun_exercise("05.alpha_one", lambda alpha, results: alpha == 1.0, _alpha_one,
+rerun_exercise("06.alpha_one", lambda alpha, results: alpha == 1.0, _alpha_one,
                "set ALPHA = 1.0 in the parameters cell and run the notebook again")
-rerun_exercise("07.beta_half", lambda beta, **_: beta == 0.5, _beta_half,
+rerun_exercise("08.beta_half", lambda beta, **_: beta == 0.5, _beta_half,
                "set BETA = 0.5 in the parameters cell and run the notebook again")
-rerun_exercise("09.add_sums", lambda train_tasks, **_: "add" in train_tasks, _add_sums,
+rerun_exercise("10.add_sums", lambda train_tasks, **_: "add" in train_tasks, _add_sums,
                'add "add" to TRAIN_TASKS in the parameters cell and run the notebook again')
-rerun_exercise("15.one_rank", lambda ranks, **_: ranks == 1, _one_rank,
+rerun_exercise("17.one_rank", lambda ranks, **_: ranks == 1, _one_rank,
                "set RANKS = 1 in the parameters cell and run the notebook again")
-rerun_exercise("16.keep_half", lambda keep, **_: keep == 0.5, _keep_half,
+rerun_exercise("18.keep_half", lambda keep, **_: keep == 0.5, _keep_half,
                "set KEEP = 0.5 in the parameters cell and run the notebook again")
 
 
@@ -378,7 +378,7 @@ def _next_token_loss(candidate):
     return _compare(_called(candidate, logits, ids), expected, "loss of logits (3, 7, 11) on ids (3, 7)")
 
 
-@code_exercise("03.lora_forward")
+@code_exercise("04.lora_forward")
 def _lora_forward(candidate):
     import torch
     from peft import LoraConfig, get_peft_model
@@ -395,7 +395,7 @@ def _lora_forward(candidate):
     return _compare(mine, model(x).detach(), "PEFT's LoRA layer output (r 4, alpha 8)")
 
 
-@code_exercise("07.dpo_loss")
+@code_exercise("08.dpo_loss")
 def _dpo_loss_fn(candidate):
     import torch
 
@@ -405,7 +405,7 @@ def _dpo_loss_fn(candidate):
     return _compare(_called(candidate, pc, pr, rc, rr, 0.1), expected, "mean DPO loss (beta 0.1) of 6 pairs")
 
 
-@code_exercise("08.gae")
+@code_exercise("09.gae")
 def _gae_fn(candidate):
     import torch
 
@@ -421,7 +421,7 @@ def _gae_fn(candidate):
     return _compare(_called(candidate, rewards, values, gamma, lam), expected, "advantages (gamma 0.9, lambda 0.8)")
 
 
-@code_exercise("11.top_p")
+@code_exercise("13.top_p")
 def _top_p_fn(candidate):
     import torch
     from transformers.generation.logits_process import TopPLogitsWarper
@@ -436,7 +436,7 @@ def _top_p_fn(candidate):
     return True, ""
 
 
-@code_exercise("13.speculative_sample")
+@code_exercise("15.speculative_sample")
 def _speculative_fn(candidate):
     import torch
 
@@ -448,7 +448,7 @@ def _speculative_fn(candidate):
     return _compare(share, p, "share of each token over 100,000 draws against the target's p", atol=0.01)
 
 
-@code_exercise("02.assistant_labels")
+@code_exercise("03.assistant_labels")
 def _assistant_labels(candidate):
     import torch
 
@@ -464,7 +464,7 @@ def _assistant_labels(candidate):
     return True, ""
 
 
-@code_exercise("04.minhash_jaccard")
+@code_exercise("05.minhash_jaccard")
 def _minhash_jaccard(candidate):
     import random
 
@@ -485,7 +485,7 @@ def _minhash_jaccard(candidate):
     return True, ""
 
 
-@code_exercise("05.kd_loss")
+@code_exercise("06.kd_loss")
 def _kd_loss(candidate):
     import torch
 
@@ -497,7 +497,7 @@ def _kd_loss(candidate):
     return _compare(_called(candidate, student, teacher, T), expected, "T^2 x KL(teacher || student), batch mean")
 
 
-@code_exercise("06.bt_loss")
+@code_exercise("07.bt_loss")
 def _bt_loss(candidate):
     import torch
     import torch.nn.functional as F
@@ -508,7 +508,7 @@ def _bt_loss(candidate):
                     "mean Bradley-Terry loss of 10 pairs")
 
 
-@code_exercise("09.group_advantages")
+@code_exercise("10.group_advantages")
 def _group_advantages(candidate):
     import torch
 
@@ -519,7 +519,7 @@ def _group_advantages(candidate):
     return _compare(_called(candidate, rewards, 4), expected, "advantages of 6 groups of 4 (TRL's formula)", 1e-4)
 
 
-@code_exercise("10.bootstrap_interval")
+@code_exercise("12.bootstrap_interval")
 def _bootstrap_interval(candidate):
     import math
 
@@ -531,7 +531,7 @@ def _bootstrap_interval(candidate):
                f"({p - half:.3f}, {p + half:.3f})"
 
 
-@code_exercise("12.absmax_int8")
+@code_exercise("14.absmax_int8")
 def _absmax_int8(candidate):
     import torch
 
@@ -543,7 +543,7 @@ def _absmax_int8(candidate):
     return _compare(_called(candidate, W.clone()), expected, "per-row absmax int8, dequantized", 1e-5)
 
 
-@code_exercise("14.throughput")
+@code_exercise("16.throughput")
 def _throughput(candidate):
     requests = [(0.0, 1.0, 20), (0.1, 1.5, 30), (0.5, 2.0, 10), (1.9, 2.5, 40)]  # (start s, end s, tokens)
     got = tuple(float(x) for x in _called(candidate, requests))
@@ -553,7 +553,7 @@ def _throughput(candidate):
                "last end"
 
 
-@code_exercise("15.all_reduce_mean")
+@code_exercise("17.all_reduce_mean")
 def _all_reduce_mean(candidate):
     import torch
 
@@ -567,7 +567,7 @@ def _all_reduce_mean(candidate):
     return True, ""
 
 
-@code_exercise("16.magnitude_mask")
+@code_exercise("18.magnitude_mask")
 def _magnitude_mask(candidate):
     import torch
     from torch.nn.utils import prune
@@ -589,7 +589,7 @@ KINDS = {"answer": CHECKERS, "run again": RERUNS, "code": CODE_CHECKERS}  # chec
 
 
 def of_lesson(number: str) -> dict[str, str]:
-    """Every exercise of lesson ``number`` ("07"), whatever its kind: ``{name: kind}`` with kind "answer"
+    """Every exercise of lesson ``number`` ("08"), whatever its kind: ``{name: kind}`` with kind "answer"
     (``check``, ``solution``), "run again" (``check_rerun``) or "code" (``check_code``). Introduced in
     00_welcome.ipynb."""
     found = {name: kind for kind, registry in KINDS.items() for name in registry if name.split(".")[0] == number}
@@ -599,7 +599,7 @@ def of_lesson(number: str) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-@code_exercise("18.majority_vote")
+@code_exercise("11.majority_vote")
 def _majority_vote(candidate):
     import random
     from collections import Counter

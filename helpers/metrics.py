@@ -60,7 +60,7 @@ class ExperimentLog:
     """A JSON log of one training run: config, seed, versions, metrics over time, final metrics.
 
     Written to ``<output_dir>/logs/<name>.json``. With ``use_wandb=True`` the same numbers also go to
-    Weights & Biases, offline unless ``WANDB_API_KEY`` is set. Introduced in 02_sft.ipynb.
+    Weights & Biases, offline unless ``WANDB_API_KEY`` is set. Introduced in 03_sft.ipynb.
     """
 
     def __init__(self, name: str, config: dict, seed: int, use_wandb: bool = False):
@@ -97,13 +97,13 @@ def _require_wandb():
 
 
 def wandb_run(name: str, config: dict):
-    """Start a wandb run, offline unless ``WANDB_API_KEY`` is set; never prompts. Introduced in 02_sft.ipynb."""
+    """Start a wandb run, offline unless ``WANDB_API_KEY`` is set; never prompts. Introduced in 03_sft.ipynb."""
     wandb = _require_wandb()
     return wandb.init(project="llm-course", name=name, config=config, dir=str(output_dir()))
 
 
 def report_to(use_wandb: bool) -> str:
-    """The ``report_to`` value for trainer configs: 'none' unless wandb was asked for. Introduced in 02_sft.ipynb."""
+    """The ``report_to`` value for trainer configs: 'none' unless wandb was asked for. Introduced in 03_sft.ipynb."""
     if not use_wandb:
         return "none"
     _require_wandb()
@@ -111,11 +111,11 @@ def report_to(use_wandb: bool) -> str:
 
 
 def show_claims(lesson: str) -> list:
-    """Print what lesson ``lesson`` (its file stem, e.g. ``"08_ppo_rlhf"``) claims next to what this run measured,
+    """Print what lesson ``lesson`` (its file stem, e.g. ``"09_ppo_rlhf"``) claims next to what this run measured,
     and return the checks. The claims are ``course/claims.py``'s, the ones the tests assert and ``python -m course
     matrix`` checks over seeds and CPU kernel sets: bounds meant to hold on every machine, where this run's numbers
     move from one machine to the next. They are written for the ``tiny`` profile; on another they are shown, not judged.
-    Introduced in 02_sft.ipynb.
+    Introduced in 03_sft.ipynb.
     """
     from course import claims
 

@@ -1,6 +1,6 @@
 """Plots the lessons show inline: loss curves and before/after bars.
 
-Introduced in 01_tokenizer_and_pretraining.ipynb (loss curves) and 02_sft.ipynb (before/after bars).
+Introduced in 01_tokenizer_and_pretraining.ipynb (loss curves) and 03_sft.ipynb (before/after bars).
 """
 
 from __future__ import annotations
@@ -45,15 +45,15 @@ def _show_lines(lines: dict, title: str, xlabel: str, ylabel: str, logy: bool, m
 
 def plot_before_after(before: dict[str, float], after: dict[str, float], title: str = "held-out accuracy",
                       ylabel: str = "accuracy", labels: tuple[str, str] = ("before", "after")) -> None:
-    """Grouped bars of a metric per category, before vs after. Introduced in 02_sft.ipynb."""
+    """Grouped bars of a metric per category, before vs after. Introduced in 03_sft.ipynb."""
     plot_bars({labels[0]: before, labels[1]: after}, title=title, ylabel=ylabel)
 
 
 def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str,
               intervals: dict[str, dict[str, tuple[float, float]]] | None = None) -> None:
     """Grouped bars: one group per category, one bar per series (shown, not returned). ``intervals``: the same
-    keys with ``(low, high)`` per bar, drawn as error bars (10_evaluation.ipynb's confidence intervals).
-    Introduced in 03_lora_qlora.ipynb."""
+    keys with ``(low, high)`` per bar, drawn as error bars (12_evaluation.ipynb's confidence intervals).
+    Introduced in 04_lora_qlora.ipynb."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -79,9 +79,9 @@ def plot_bars(series: dict[str, dict[str, float]], title: str, ylabel: str,
 def plot_lines(x: list[float] | dict[str, list[float]], curves: dict[str, list[float]], xlabel: str, ylabel: str,
                title: str, logy: bool = False, logx: bool = False) -> None:
     """One line with markers per named curve over shared ``x`` values, or each curve over its own (``x`` a dict with
-    the curves' names, e.g. 18_reasoning.ipynb's accuracy against tokens spent) (shown, not returned).
+    the curves' names, e.g. 11_reasoning.ipynb's accuracy against tokens spent) (shown, not returned).
 
-    Introduced in 11_decoding_kv_cache.ipynb."""
+    Introduced in 13_decoding_kv_cache.ipynb."""
     _show_lines({name: (x[name] if isinstance(x, dict) else x, values) for name, values in curves.items()},
                 title, xlabel, ylabel, logy, marker="o", logx=logx)
 
@@ -89,7 +89,7 @@ def plot_lines(x: list[float] | dict[str, list[float]], curves: dict[str, list[f
 def plot_scatter(points: dict[str, tuple[float, float]], xlabel: str, ylabel: str, title: str) -> None:
     """One labelled point per name, e.g. each format's (size, tokens/s) (shown, not returned).
 
-    Introduced in 12_quantization.ipynb."""
+    Introduced in 14_quantization.ipynb."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -106,7 +106,7 @@ def plot_matrices(matrices: dict[str, object], xlabel: str, ylabel: str, title: 
                   ticks: tuple[list[str], list[str]] | None = None) -> None:
     """Heatmaps side by side, one per named 2-D array, on one colour scale (the lowest and highest value of them
     all), so the panels compare; shown, not returned: dependence masks, similarity matrices. ``ticks``: (x labels,
-    y labels) shared by all. Introduced in 17_embeddings_retrieval_rag.ipynb."""
+    y labels) shared by all. Introduced in 02_embeddings_retrieval_rag.ipynb."""
     import matplotlib.pyplot as plt
     import numpy as np
 

@@ -12,7 +12,7 @@ fail with "Attempting to unscale FP16 gradients", and so do the bf16 adapters TR
 
 ``COURSE_EMULATE_T4=1`` makes any CUDA GPU take the T4 path (``python -m course gpu-check`` sets it).
 
-Introduced in 02_sft.ipynb.
+Introduced in 03_sft.ipynb.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ LOGITS_RTOL = {"fp32": 2e-5, "fp16": 1e-2, "bf16": 5e-2}
 
 @dataclass(frozen=True)
 class Precision:
-    """How a device trains and runs models. Introduced in 02_sft.ipynb."""
+    """How a device trains and runs models. Introduced in 03_sft.ipynb."""
 
     name: str  # "bf16", "fp16" or "fp32"
     device: str  # "cuda", "mps" or "cpu"
@@ -73,7 +73,7 @@ def choose(device: str, capability: tuple[int, int] | None = None, emulate_t4: b
            rocm: bool | None = None) -> Precision:
     """The precision for ``device``; ``capability`` is the CUDA compute capability (read from the GPU when None).
 
-    A pure decision, so tests can fake a T4 or an A100. Introduced in 02_sft.ipynb.
+    A pure decision, so tests can fake a T4 or an A100. Introduced in 03_sft.ipynb.
     """
     if device != "cuda":
         return Precision("fp32", device)
@@ -89,7 +89,7 @@ def choose(device: str, capability: tuple[int, int] | None = None, emulate_t4: b
 
 
 def for_device(device: str, verbose: bool = True) -> Precision:
-    """:func:`choose` for this machine's GPU, printed. Introduced in 02_sft.ipynb."""
+    """:func:`choose` for this machine's GPU, printed. Introduced in 03_sft.ipynb."""
     precision = choose(device)
     if verbose:
         print(f"precision: {precision}")
@@ -102,7 +102,7 @@ def trainable_to_fp32(model) -> int:
     TRL's trainers cast LoRA adapters on a quantized (QLoRA) model to bf16, following the QLoRA paper, and no
     config option turns it off (trl 1.16). fp16 AMP (a T4) cannot unscale bf16 gradients ("not implemented for
     'BFloat16'"), and bf16 master weights lose small AdamW updates. Call this after building the trainer and
-    before ``train()``: the optimizer is created in ``train()``. Introduced in 03_lora_qlora.ipynb.
+    before ``train()``: the optimizer is created in ``train()``. Introduced in 04_lora_qlora.ipynb.
     """
     changed = 0
     for param in model.parameters():

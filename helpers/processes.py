@@ -1,7 +1,7 @@
-"""Child processes a lesson starts (lesson 14's server, lesson 15's ranks): each in a process group of its own,
+"""Child processes a lesson starts (lesson 16's server, lesson 17's ranks): each in a process group of its own,
 stopped whole, and sent SIGTERM if the notebook's kernel dies first, so no process outlives its lesson.
 
-Introduced in 14_serving.ipynb; 15_distributed_training.ipynb starts its ranks the same way.
+Introduced in 16_serving.ipynb; 17_distributed_training.ipynb starts its ranks the same way.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, replace
 
 STEP_CAP_VARIABLE = "COURSE_STEP_CAP"  # set by `python -m course run --stand-ins`: every step count capped
 # A model id "RECIPE:ID" is a course recipe (helpers.recipes) applied to ID, trained once and cached: "sft:" lesson
-# 02's SFT (full weights), "sft-lora:" the same with a merged LoRA adapter (for a model whose full fine-tuning does not
-# fit a T4), "rm:" lesson 06's reward model, "dpo:" lesson 07's DPO. ID may itself be a recipe id ("rm:sft:X").
+# 03's SFT (full weights), "sft-lora:" the same with a merged LoRA adapter (for a model whose full fine-tuning does not
+# fit a T4), "rm:" lesson 07's reward model, "dpo:" lesson 08's DPO. ID may itself be a recipe id ("rm:sft:X").
 RECIPES = ("sft", "sft-lora", "rm", "dpo")
 
 
@@ -35,7 +35,7 @@ class Profile:
     name: str
     description: str
     base_model: str  # the model SFT and LoRA start from
-    sft_model: str  # the course-tuned model the alignment lessons (06-10, 16) start from: lesson 02's recipe on base
+    sft_model: str  # the course-tuned model the alignment lessons (07-10, 12, 18) and RAG (02) start from: lesson 03's recipe
     qlora_model: str  # the model QLoRA loads in 4 bits
     pretrain_size: str  # helpers.tiny.SIZES entry pretrained from scratch in lesson 01
     pretrain_steps: int
@@ -47,38 +47,38 @@ class Profile:
     lora_lr: float
     lora_r: int
     eval_rows: int  # held-out rows scored before/after training
-    rm_steps: int  # reward-model training steps (lesson 06)
+    rm_steps: int  # reward-model training steps (lesson 07)
     rm_lr: float
-    best_of_n: int  # samples per prompt for best-of-n (lesson 06)
-    rl_temperature: float  # sampling temperature of best-of-n, PPO rollouts and GRPO groups (lessons 06, 08, 09)
-    dpo_steps: int  # preference-tuning steps of DPO and of its variant (lesson 07)
+    best_of_n: int  # samples per prompt for best-of-n (lesson 07)
+    rl_temperature: float  # sampling temperature of best-of-n, PPO rollouts and GRPO groups (lessons 07, 09, 10)
+    dpo_steps: int  # preference-tuning steps of DPO and of its variant (lesson 08)
     dpo_lr: float  # LoRA learning rate for DPO and its variant
     dpo_beta: float  # DPO's β: how far the policy may move from the reference
-    ppo_steps: int  # PPO updates, each on a fresh batch of rollouts (lesson 08)
+    ppo_steps: int  # PPO updates, each on a fresh batch of rollouts (lesson 09)
     ppo_lr: float  # the policy's learning rate in PPO (full fine-tuning)
     kl_coef: float  # weight of the per-token KL penalty against the reference in PPO's reward
-    grpo_steps: int  # GRPOTrainer steps, each on a fresh batch of sampled groups (lesson 09)
+    grpo_steps: int  # GRPOTrainer steps, each on a fresh batch of sampled groups (lesson 10)
     grpo_lr: float  # the policy's learning rate in GRPO (full fine-tuning)
-    teacher_model: str  # the teacher of lesson 05 (knowledge distillation)
-    student_model: str  # lesson 05's student: smaller, the teacher's tokenizer, pretrained only
-    distill_steps: int  # steps of every student in lesson 05
+    teacher_model: str  # the teacher of lesson 06 (knowledge distillation)
+    student_model: str  # lesson 06's student: smaller, the teacher's tokenizer, pretrained only
+    distill_steps: int  # steps of every student in lesson 06
     distill_lr: float  # the students' learning rate (full fine-tuning); the on-policy phase uses a tenth
     distill_batch_size: int
-    on_policy_steps: int  # the last steps of lesson 05's third student, on-policy with TRL's GKDTrainer
-    inference_model: str  # the model the inference lessons (11-14) decode, quantize and serve
-    draft_model: str  # a small model with the inference model's tokenizer, speculative decoding's draft (lesson 13)
-    encoder_model: str  # a masked-LM encoder turned into a sentence embedder (lesson 17)
-    contrastive_steps: int  # in-batch-negative (InfoNCE) training steps of the embedder (lesson 17)
+    on_policy_steps: int  # the last steps of lesson 06's third student, on-policy with TRL's GKDTrainer
+    inference_model: str  # the model the inference lessons (13-16) decode, quantize and serve
+    draft_model: str  # a small model with the inference model's tokenizer, speculative decoding's draft (lesson 15)
+    encoder_model: str  # a masked-LM encoder turned into a sentence embedder (lesson 02)
+    contrastive_steps: int  # in-batch-negative (InfoNCE) training steps of the embedder (lesson 02)
     contrastive_lr: float
-    reader_steps: int  # steps teaching the SFT model to answer from a retrieved passage (lesson 17's RAG)
+    reader_steps: int  # steps teaching the SFT model to answer from a retrieved passage (lesson 02's RAG)
     reader_lr: float
-    reasoning_model: str  # the model both students of lesson 18 start from (answer-only and trace SFT), then GRPO
+    reasoning_model: str  # the model both students of lesson 11 start from (answer-only and trace SFT), then GRPO
     cot_steps: int  # SFT steps of each lesson-18 student: the same budget for both
     cot_lr: float
-    reasoning_rl_steps: int  # GRPO steps from the trace student (lesson 18)
+    reasoning_rl_steps: int  # GRPO steps from the trace student (lesson 11)
     reasoning_rl_lr: float
-    reasoning_temperature: float  # sampling temperature of lesson 18's self-consistency and GRPO groups
-    reasoning_rl_accumulation: int  # lesson 18's GRPO batch taken in this many forward-backward passes (GPU memory)
+    reasoning_temperature: float  # sampling temperature of lesson 11's self-consistency and GRPO groups
+    reasoning_rl_accumulation: int  # lesson 11's GRPO batch taken in this many forward-backward passes (GPU memory)
 
     def with_overrides(self, **overrides) -> Profile:
         """A copy with the non-None overrides applied (the notebooks' parameters)."""
@@ -107,7 +107,7 @@ PROFILES = {
         pretrain_steps=300,
         seq_len=128,
         batch_size=16,
-        # held-out 96.7-99.2 % over seeds 0-2 x kernel sets default/avx2 (python -m course matrix --only 02). It was
+        # held-out 96.7-99.2 % over seeds 0-2 x kernel sets default/avx2 (python -m course matrix --only 03). It was
         # 70-95 % with two training phrasings and 300 steps: how well the answers carried over to the unseen phrasing
         # was a draw (sums of training pairs 66-95 %). Six phrasings and 500 steps steady it. Sums of pairs no row
         # answers stay a draw (20-95 %, sft/unseen.jsonl: not in the test split). Did not steady it: lr
@@ -159,7 +159,7 @@ PROFILES = {
         name="t4",
         description="Colab/Kaggle T4 (15 GB): real Hub models",
         base_model="Qwen/Qwen2.5-0.5B",
-        # lesson 02's recipe on the base model, trained once per runtime and cached (helpers.recipes): Qwen's own
+        # lesson 03's recipe on the base model, trained once per runtime and cached (helpers.recipes): Qwen's own
         # instruct model has never seen the course's invented countries or its one-word answers (near 0 exact match)
         sft_model="sft:Qwen/Qwen2.5-0.5B",
         qlora_model="Qwen/Qwen2.5-1.5B",
@@ -223,7 +223,7 @@ HUB_SHAPES = {
                               max_position_embeddings=131072, rope_theta=1_000_000.0, rms_norm_eps=1e-6,
                               tie_word_embeddings=True),
 }
-# encoders (BERT class): lesson 17's masked-LM model; MiniLM, a sentence encoder of the same class, for comparison
+# encoders (BERT class): lesson 02's masked-LM model; MiniLM, a sentence encoder of the same class, for comparison
 HUB_SHAPES["google-bert/bert-base-uncased"] = dict(
     model_type="bert", hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
     vocab_size=30522, max_position_embeddings=512, type_vocab_size=2)

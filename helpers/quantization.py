@@ -1,6 +1,6 @@
 """Quantization plumbing: stored bytes of a (quantized) model, and GGUF files with llama.cpp (llama-cpp-python).
 
-Introduced in 12_quantization.ipynb. The quantization itself (by hand, with bitsandbytes and optimum-quanto, and
+Introduced in 14_quantization.ipynb. The quantization itself (by hand, with bitsandbytes and optimum-quanto, and
 ``llama_cpp.llama_model_quantize``) stays in the notebook; this module holds what it needs around it.
 """
 
@@ -35,7 +35,7 @@ def stored_bytes(model, include=lambda name: True) -> int:
     (tied embeddings count once). ``include(name)`` filters by parameter name.
 
     ``get_memory_footprint()`` is not used: it counts a tensor subclass (optimum-quanto) as its float shape.
-    Introduced in 12_quantization.ipynb.
+    Introduced in 14_quantization.ipynb.
     """
     seen, total = set(), 0
     for name, tensor in model.state_dict().items():
@@ -52,7 +52,7 @@ LINEAR = re.compile(r"\.layers\.\d+\.\w+\.\w+_proj\.|^blk\.\d+\.(attn_(q|k|v|out
 def in_linear_layers(name: str) -> bool:
     """Whether a tensor (a ``state_dict`` name, or a GGUF tensor name) belongs to a decoder block's linear layers:
     the weights quantization replaces (embeddings, the output head and norms stay in full precision).
-    Introduced in 12_quantization.ipynb."""
+    Introduced in 14_quantization.ipynb."""
     return LINEAR.search(name) is not None
 
 
@@ -65,7 +65,7 @@ def converter_dir(version: str | None = None, progress: bool = True) -> Path:
     from the source distribution of the installed llama-cpp-python, so that it writes the files that the compiled
     llama.cpp reads. Downloaded once (77 MB, sha256 checked) into the course cache.
 
-    Introduced in 12_quantization.ipynb.
+    Introduced in 14_quantization.ipynb.
     """
     version = version or importlib.metadata.version("llama_cpp_python")
     folder = cache_dir() / f"gguf-converter-{version}"
@@ -122,7 +122,7 @@ convert_hf_to_gguf.main()
 
 def to_gguf(model_dir: str | Path, outfile: str | Path, outtype: str = "f32") -> Path:
     """Convert a Hugging Face model folder to one GGUF file with llama.cpp's converter (``outtype``: f32, f16, bf16,
-    q8_0). Raises with the converter's last lines when it fails. Introduced in 12_quantization.ipynb."""
+    q8_0). Raises with the converter's last lines when it fails. Introduced in 14_quantization.ipynb."""
     outfile = Path(outfile)
     command = [sys.executable, "-c", _CONVERT, str(converter_dir()), str(model_dir),
                "--outtype", outtype, "--outfile", str(outfile)]
@@ -137,7 +137,7 @@ def to_gguf(model_dir: str | Path, outfile: str | Path, outtype: str = "f32") ->
 
 def gguf_tensors(path: str | Path) -> list[tuple[str, str, int]]:
     """(name, type, bytes) of every tensor in a GGUF file (types: F32, Q8_0, Q4_K, Q6_K, ...), read with the
-    converter's gguf-py ``GGUFReader``. Introduced in 12_quantization.ipynb."""
+    converter's gguf-py ``GGUFReader``. Introduced in 14_quantization.ipynb."""
     sys.path.insert(0, str(converter_dir() / "gguf-py"))
     try:
         from gguf import GGUFReader
@@ -149,7 +149,7 @@ def gguf_tensors(path: str | Path) -> list[tuple[str, str, int]]:
 @contextlib.contextmanager
 def llama_log():
     """Collect what llama.cpp logs (it prints through Python's ``sys.stderr``) into a list of lines, instead of
-    flooding the notebook. Introduced in 12_quantization.ipynb."""
+    flooding the notebook. Introduced in 14_quantization.ipynb."""
     lines: list[str] = []
     buffer = io.StringIO()
     with contextlib.redirect_stderr(buffer):
@@ -160,7 +160,7 @@ def llama_log():
 def gguf_scores(llm, rows: torch.Tensor) -> tuple[float, float]:
     """Perplexity and next-token accuracy of a ``llama_cpp.Llama`` (created with ``logits_all=True``) on packed token
     rows: :func:`helpers.evaluation.perplexity` and :func:`~helpers.evaluation.next_token_accuracy` for llama.cpp.
-    Introduced in 12_quantization.ipynb."""
+    Introduced in 14_quantization.ipynb."""
     total, hits, count = 0.0, 0, 0
     for row in rows.tolist():
         llm.reset()
@@ -174,7 +174,7 @@ def gguf_scores(llm, rows: torch.Tensor) -> tuple[float, float]:
 
 def gguf_greedy(llm, prompt: list[int], new_tokens: int) -> list[int]:
     """``new_tokens`` greedy tokens after ``prompt`` (token ids) from a ``llama_cpp.Llama``, past any end-of-text
-    token, as ``generate(min_new_tokens=...)`` does. Introduced in 12_quantization.ipynb."""
+    token, as ``generate(min_new_tokens=...)`` does. Introduced in 14_quantization.ipynb."""
     out = []
     for token in llm.generate(prompt, top_k=1, temp=0.0, reset=True):
         out.append(token)

@@ -1,11 +1,11 @@
 """Training recipes whose results later lessons share, built once and cached on disk.
 
-``sft_model(base, profile)`` is lesson 02's supervised fine-tuning (full weights, ``SFTTrainer``, assistant-only
-loss on ``data/sft/train``) applied to any base model, tiny or from the Hub. Lesson 03 compares its adapters
+``sft_model(base, profile)`` is lesson 03's supervised fine-tuning (full weights, ``SFTTrainer``, assistant-only
+loss on ``data/sft/train``) applied to any base model, tiny or from the Hub. Lesson 04 compares its adapters
 against it, and the alignment lessons start from it, without re-training SFT in every notebook. ``tiny:sft``
 (``resolve_model``) is this recipe on ``tiny:base`` with the tiny profile.
 
-Introduced in 03_lora_qlora.ipynb; the same recipe is written out step by step in 02_sft.ipynb.
+Introduced in 04_lora_qlora.ipynb; the same recipe is written out step by step in 03_sft.ipynb.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ ALIASES = {"tiny:sft": "sft:tiny:base", "tiny:rm": "rm:tiny:sft", "tiny:dpo": "d
 
 def sft_args(output_dir: str, cfg: Profile, steps: int, lr: float, precision, seed: int = 0,
              report_to: str = "none", **overrides):
-    """The ``SFTConfig`` every course SFT run uses (lesson 02's), for a profile, step count and learning rate.
+    """The ``SFTConfig`` every course SFT run uses (lesson 03's), for a profile, step count and learning rate.
 
-    Introduced in 03_lora_qlora.ipynb.
+    Introduced in 04_lora_qlora.ipynb.
     """
     from trl import SFTConfig
 
@@ -44,7 +44,7 @@ def load_model(model_id: str, auto_class=None, **kwargs):
     or inference: ``kwargs`` go to ``from_pretrained`` (``dtype``, ``quantization_config``, ...); the tokenizer has
     the course chat template where the model's lacks generation markers (TRL's assistant-only loss needs them),
     and a pad token. ``auto_class``: what to load it as, ``AutoModelForCausalLM`` unless given (an encoder:
-    ``AutoModelForMaskedLM`` or ``AutoModel``). Introduced in 03_lora_qlora.ipynb.
+    ``AutoModelForMaskedLM`` or ``AutoModel``). Introduced in 04_lora_qlora.ipynb.
     """
     import transformers
 
@@ -106,14 +106,14 @@ def _save_trained(folder: Path, trainer, tok, start: float, **info) -> Path:
 
 def sft_model(base_model: str, cfg: Profile, seed: int | None = None, progress: bool = True,
               lora_r: int | None = None) -> Path:
-    """Folder of ``base_model`` fine-tuned with lesson 02's recipe (``cfg.sft_steps`` at ``cfg.sft_lr``), cached.
+    """Folder of ``base_model`` fine-tuned with lesson 03's recipe (``cfg.sft_steps`` at ``cfg.sft_lr``), cached.
 
     The first call trains (on the GPU when there is one) and saves model, tokenizer and ``build.json``
     (steps, losses, seconds); later calls return the folder. ``seed`` None: the course seed
     (``helpers.cache.shared_seed``). ``lora_r``: train a LoRA adapter of that rank on every linear layer at
     ``cfg.lora_lr`` instead of all weights, then merge it (a model whose full fine-tuning does not fit the GPU).
     On a T4 (estimated from FLOPs, not measured): ~3 min for Qwen2.5-0.5B, ~5 min with LoRA for 1.5B.
-    Introduced in 03_lora_qlora.ipynb.
+    Introduced in 04_lora_qlora.ipynb.
     """
     from datasets import Dataset
     from peft import LoraConfig
@@ -145,12 +145,12 @@ def sft_model(base_model: str, cfg: Profile, seed: int | None = None, progress: 
 
 
 def reward_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progress: bool = True) -> Path:
-    """Folder of a Bradley–Terry reward model on the shipped preference pairs, cached: lesson 06's recipe
+    """Folder of a Bradley–Terry reward model on the shipped preference pairs, cached: lesson 07's recipe
     (``AutoModelForSequenceClassification`` from the SFT model, score head started at zero, ``RewardTrainer``,
-    ``cfg.rm_steps`` at ``cfg.rm_lr``) without its on-policy pairs. Lessons 08 and 09 score rollouts with it.
+    ``cfg.rm_steps`` at ``cfg.rm_lr``) without its on-policy pairs. Lessons 09 and 10 score rollouts with it.
 
     ``tiny:rm`` (``resolve_model``) is this recipe on ``tiny:sft``; ``seed`` None: the course seed.
-    Introduced in 08_ppo_rlhf.ipynb.
+    Introduced in 09_ppo_rlhf.ipynb.
     """
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -183,12 +183,12 @@ def reward_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progr
 
 
 def dpo_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progress: bool = True) -> Path:
-    """Folder of ``sft_model_id`` after lesson 07's preference tuning, merged and cached: ``DPOTrainer`` with a LoRA
+    """Folder of ``sft_model_id`` after lesson 08's preference tuning, merged and cached: ``DPOTrainer`` with a LoRA
     adapter (r 16, all linear layers), DPO plus the NLL of the chosen reply (weights 1 and 1), ``cfg.dpo_steps``
     at ``cfg.dpo_lr`` and ``β = cfg.dpo_beta`` on the shipped preference pairs, then the adapter merged.
 
-    ``tiny:dpo`` (``resolve_model``) is this recipe on ``tiny:sft``: the aligned model lesson 10 compares with the
-    base and SFT models; ``seed`` None: the course seed. Introduced in 10_evaluation.ipynb.
+    ``tiny:dpo`` (``resolve_model``) is this recipe on ``tiny:sft``: the aligned model lesson 12 compares with the
+    base and SFT models; ``seed`` None: the course seed. Introduced in 12_evaluation.ipynb.
     """
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
@@ -224,8 +224,8 @@ def resolve_model(model_id: str, progress: bool = True, local: bool = False) -> 
     other id (Hub or path) passes through.
 
     ``tiny:base``, ``tiny:draft``, ``tiny:large`` are pretrained by ``helpers.tiny.model_path``; ``tiny:sft`` is
-    ``tiny:base`` after lesson 02's fine-tuning (``sft_model``), ``tiny:rm`` a reward model trained from it with
-    lesson 06's recipe (``reward_model``), ``tiny:dpo`` it after lesson 07's preference tuning, merged
+    ``tiny:base`` after lesson 03's fine-tuning (``sft_model``), ``tiny:rm`` a reward model trained from it with
+    lesson 07's recipe (``reward_model``), ``tiny:dpo`` it after lesson 08's preference tuning, merged
     (``dpo_model``); these three are built with the course seed (``helpers.cache.shared_seed``: the lesson's
     ``SEED``), each seed its own cache entry. They are aliases of the recipe ids ``sft:tiny:base``,
     ``rm:tiny:sft``, ``dpo:tiny:sft``: ``RECIPE:ID`` (``helpers.profiles.RECIPES``) applies a recipe to any model with
@@ -233,7 +233,7 @@ def resolve_model(model_id: str, progress: bool = True, local: bool = False) -> 
 
     ``local=True``: always a folder on this
     machine, a Hub id downloaded first (``huggingface_hub.snapshot_download``, cached), for tools that read files,
-    not ids (llama.cpp's GGUF converter, lesson 12). Introduced in 02_sft.ipynb.
+    not ids (llama.cpp's GGUF converter, lesson 14). Introduced in 03_sft.ipynb.
     """
     model_id = ALIASES.get(model_id, model_id)
     recipe, source = split_recipe(model_id)

@@ -2,7 +2,7 @@
 the passages-plus-question prompts of a reader. The ideas themselves (InfoNCE, recall@1 and MRR, an index, the
 reader's counterfactual training) are written out in the lesson; the domain-adaptation capstone reuses these.
 
-Introduced in 17_embeddings_retrieval_rag.ipynb.
+Introduced in 02_embeddings_retrieval_rag.ipynb.
 """
 
 from __future__ import annotations

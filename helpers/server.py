@@ -1,4 +1,4 @@
-"""The course's CPU server (14_serving.ipynb), run by the lesson as a child process::
+"""The course's CPU server (16_serving.ipynb), run by the lesson as a child process::
 
     python -m helpers.server MODEL_DIR --served-model-name tiny:large --api-key KEY --port 8123
 

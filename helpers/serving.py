@@ -1,4 +1,4 @@
-"""Serving (14_serving.ipynb), the notebook's side: start an OpenAI-compatible server as a child process, wait for
+"""Serving (16_serving.ipynb), the notebook's side: start an OpenAI-compatible server as a child process, wait for
 it, send it requests, load-test it, stop it.
 
 Two engines, one client. On a GPU the lesson runs ``vllm serve``; on a CPU (and a T4) it runs the course's
@@ -24,7 +24,7 @@ from helpers import processes
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now. Introduced in 14_serving.ipynb."""
+    """A TCP port on 127.0.0.1 that nothing listens on now. Introduced in 16_serving.ipynb."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -32,7 +32,7 @@ def free_port() -> int:
 
 class Server:
     """A server process started by :func:`launch`: ``url``, ``log`` (its output file), ``wait_healthy()``,
-    ``stop()``, ``alive()``. Introduced in 14_serving.ipynb."""
+    ``stop()``, ``alive()``. Introduced in 16_serving.ipynb."""
 
     def __init__(self, command: list[str], port: int, log: Path, env: dict | None = None,
                  health_path: str = "/health"):
@@ -94,7 +94,7 @@ def launch(command: list[str], port: int, log: str | Path | None = None, env: di
     (default: ``server-PORT.log`` in the lesson's output folder). ``health_path``: what answers 200 once it serves
     (llama.cpp's Python server has no ``/health``: its API page, ``/docs``).
 
-    Introduced in 14_serving.ipynb. Call ``wait_healthy()`` before the first request and ``stop()`` at the end;
+    Introduced in 16_serving.ipynb. Call ``wait_healthy()`` before the first request and ``stop()`` at the end;
     the server is also stopped when the kernel exits.
     """
     from helpers import paths
@@ -107,7 +107,7 @@ def launch(command: list[str], port: int, log: str | Path | None = None, env: di
 
 
 def listening(port: int) -> bool:
-    """True when something accepts TCP connections on 127.0.0.1:``port``. Introduced in 14_serving.ipynb."""
+    """True when something accepts TCP connections on 127.0.0.1:``port``. Introduced in 16_serving.ipynb."""
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -115,7 +115,7 @@ def listening(port: int) -> bool:
 
 def post(url: str, body: dict | bytes, api_key: str | None = None, timeout: float = 60) -> tuple[int, dict]:
     """POST raw JSON (a dict, or bytes sent as they are, malformed or not) without the openai client; the HTTP
-    status and the JSON answer. Introduced in 14_serving.ipynb."""
+    status and the JSON answer. Introduced in 16_serving.ipynb."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {api_key}"} if api_key else {})
     request = urllib.request.Request(url, data=data, headers=headers, method="POST")
@@ -132,7 +132,7 @@ def post(url: str, body: dict | bytes, api_key: str | None = None, timeout: floa
 
 def error_message(payload: dict) -> str:
     """The human-readable message of an error answer, whichever server wrote it (OpenAI, vLLM, FastAPI shapes).
-    Introduced in 14_serving.ipynb."""
+    Introduced in 16_serving.ipynb."""
     error = payload.get("error")
     if isinstance(error, dict):
         return str(error.get("message"))
@@ -143,12 +143,12 @@ VLLM_MIN_CAPABILITY = (8, 0)
 
 
 def default_engine(device: str, capability: tuple[int, int] | None = None) -> tuple[str, str]:
-    """``(engine, why)`` for lesson 14's ``ENGINE = "auto"``: vLLM on a GPU of compute capability 8.0 or more,
+    """``(engine, why)`` for lesson 16's ``ENGINE = "auto"``: vLLM on a GPU of compute capability 8.0 or more,
     else the course's transformers server (on the GPU when there is one).
 
     Below 8.0 (a T4 is 7.5, Kaggle's P100 6.0) recent vLLM releases are reported failing (vLLM 0.15.1 on a Colab
     T4: its CUTLASS DSL compiler rejects sm_75, microsoft/fara#57; projects serving on Colab now gate vLLM on sm >=
-    8.0, Open-Athena/MarinFold#115). Not verified on a T4 here. Introduced in 14_serving.ipynb."""
+    8.0, Open-Athena/MarinFold#115). Not verified on a T4 here. Introduced in 16_serving.ipynb."""
     if device != "cuda":
         return "transformers", "no GPU: vLLM has no CPU wheel"
     if capability is None:
@@ -185,7 +185,7 @@ def vllm_requirement(version: str, cuda_major: int | None) -> list[str]:
 def install_vllm(version: str) -> str:
     """The ``vllm`` command of a virtual environment of its own with ``vllm==version`` (created once, in the
     course cache; the build for the driver's CUDA, ``vllm_requirement``): vLLM wheels pin their own torch, which
-    must not replace the notebook's. Introduced in 14_serving.ipynb; GPU only."""
+    must not replace the notebook's. Introduced in 16_serving.ipynb; GPU only."""
     import shutil
 
     from helpers import paths
@@ -207,7 +207,7 @@ def install_vllm(version: str) -> str:
 
 def load_test(request, concurrency: int, n_requests: int) -> dict:
     """Send ``n_requests`` calls of ``request()`` (which returns the completion's token count) with at most
-    ``concurrency`` in flight; requests/s, tokens/s and per-request latencies. Introduced in 14_serving.ipynb."""
+    ``concurrency`` in flight; requests/s, tokens/s and per-request latencies. Introduced in 16_serving.ipynb."""
     latencies, tokens = [], 0
 
     def one(_):

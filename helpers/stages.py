@@ -1,7 +1,7 @@
 """Pipeline stages built from the lessons' recipes, for ``helpers.pipeline``: each writes its artifact under its own
 folder and reads the previous stage's from disk. The capstones chain them (issue 25); each is a lesson's technique,
-not a copy of its code: SFT with a LoRA adapter is lesson 03's (``recipes.sft_args``), merging lesson 03's and 07's
-``merge_and_unload``, the GGUF export lesson 12's converter, the score lesson 02's exact match.
+not a copy of its code: SFT with a LoRA adapter is lesson 04's (``recipes.sft_args``), merging lesson 04's and 07's
+``merge_and_unload``, the GGUF export lesson 14's converter, the score lesson 03's exact match.
 
     pipe = Pipeline(run_folder)
     pipe.run("sft", stages.sft, base_model="tiny:base", steps=300, lr=3e-3)
@@ -43,7 +43,7 @@ def _rows(split: str, limit: int | None = None) -> list[dict]:
 def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
         profile: str = "tiny", eval_rows: int = 64) -> dict:
     """LoRA SFT of ``base_model`` (any id ``recipes.load_model`` knows, or an input stage's model) on the course's
-    SFT training rows: lesson 03's adapter on every linear layer, lesson 02's config. Saves the adapter (and the
+    SFT training rows: lesson 04's adapter on every linear layer, lesson 03's config. Saves the adapter (and the
     tokenizer) in ``out/adapter``; returns held-out exact match before and after on ``eval_rows`` test rows."""
     from datasets import Dataset
     from peft import LoraConfig
@@ -79,7 +79,7 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
 def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> dict:
     """Merge stage ``stage``'s LoRA adapter into its base (``merge_and_unload``) and save a standalone model in
     ``out/model``; returns the largest logit difference between the reloaded model and the adapter on a few test
-    prompts, and its bound in this precision (lesson 03's check)."""
+    prompts, and its bound in this precision (lesson 04's check)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -128,7 +128,7 @@ def evaluate(out: Path, inputs: dict, rows: int = 250) -> dict:
 
 
 def gguf(out: Path, inputs: dict, outtype: str = "q8_0") -> dict:
-    """The input stage's model as a GGUF file (lesson 12's converter) in ``out``; its size against the model's
+    """The input stage's model as a GGUF file (lesson 14's converter) in ``out``; its size against the model's
     safetensors."""
     from helpers import quantization
 

@@ -3,7 +3,7 @@ fields, the answer, a near miss), the wrong answers of its kind, the distracting
 what a well-formed answer looks like. The dataset generator (``helpers.data``) and the lessons read them from here,
 so a new family (multi-step arithmetic, domain Q&A) is one entry of ``FAMILIES``.
 
-Introduced in 02_sft.ipynb (the families the SFT data teaches); 09_grpo.ipynb uses their answer shapes.
+Introduced in 03_sft.ipynb (the families the SFT data teaches); 10_grpo.ipynb uses their answer shapes.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Family:
     shape: str
     draw: Callable[[random.Random, Context], tuple[dict, str, str]]
     wrong_answers: Callable[[Context], list[str]]
-    cloze: str | None = None  # how the pretraining corpus states an answer (group 1): a base model's test, lesson 12
+    cloze: str | None = None  # how the pretraining corpus states an answer (group 1): a base model's test, lesson 14
     # core: one of the families the sft / preference / rl splits rotate through, which every lesson's numbers rest
     # on; a family outside them (False) has files of its own, so adding one changes no other file
     core: bool = True
@@ -108,7 +108,7 @@ def final_answer(reply: str) -> str | None:
 
 def chain_trace_valid(question: str, reply: str) -> bool:
     """True when ``reply`` adds the question's digits in their order, one true ``a + b = c.`` step each, each step
-    starting from the last one's result, and ends with ``Answer:`` and the sum. Introduced in 18_reasoning.ipynb."""
+    starting from the last one's result, and ends with ``Answer:`` and the sum. Introduced in 11_reasoning.ipynb."""
     terms = [int(d) for d in re.findall(r"\d+", question)]
     steps = STEP.findall(reply)
     answer = re.search(r"Answer: (\d+)\s*$", reply.strip())
@@ -153,7 +153,7 @@ FAMILIES = {
         ("{n} found the {w}.", "The {w} was {adj}.", "{n} saw a {w}.", "{n} wanted the {w}.", "The {w} is here.",
          "{n} gave me the {w}.", "{n} painted the {w}.", "My {w} is {adj}."),
         r"[a-z]", _draw_letter, lambda context: [chr(c) for c in range(ord("a"), ord("z") + 1)]),
-    # several steps: sums of three or four digits (18_reasoning.ipynb); not in the core splits
+    # several steps: sums of three or four digits (11_reasoning.ipynb); not in the core splits
     "chain": Family(
         "chain",
         ("What is {expr}?", "Add {list}.", "What is the sum of {list}?", "Compute {expr}.", "How much is {expr}?",
@@ -173,7 +173,7 @@ class Fact:
     that ask it (the first ``TRAIN_PHRASINGS`` for training, the last held out for test, as a family's are) and the
     one sentence of its document, ``{c}`` the country, ``{d}`` the count. Counts, not names: the tiny reader learns
     to copy a digit from a passage in ~100 steps; copying an invented name spelled in pieces it does not learn in
-    400 (measured). Introduced in 17_embeddings_retrieval_rag.ipynb."""
+    400 (measured). Introduced in 02_embeddings_retrieval_rag.ipynb."""
 
     name: str
     questions: tuple[str, ...]

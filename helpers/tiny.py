@@ -80,8 +80,8 @@ SIZES = {
     "small": TinySize(512, 1536, 8, 8, 4, 512),  # for the t4 profile's pretraining lesson (~28M)
     # the inference lessons' target (~8M): deep enough that a decode step costs more than Python's overhead, one KV
     # head for four query heads (GQA: a 4x smaller KV cache than multi-head attention), 512 positions; every matrix
-    # a multiple of 256 wide, as llama.cpp's k-quants need (lesson 12; else they fall back to 5-bit types). Measured
-    # against 512x6 (13.8M) and 256x12 (11.6M): this one gives prompt lookup (lesson 13) the clearest speed-up.
+    # a multiple of 256 wide, as llama.cpp's k-quants need (lesson 14; else they fall back to 5-bit types). Measured
+    # against 512x6 (13.8M) and 256x12 (11.6M): this one gives prompt lookup (lesson 15) the clearest speed-up.
     "large": TinySize(256, 1024, 8, 4, 1, 512),
     # a bidirectional encoder pretrained with masked-LM on the same corpus (multi-head: BERT has no GQA)
     "encoder": TinySize(128, 384, 4, 4, 4, 256, architecture="bert"),
@@ -89,7 +89,7 @@ SIZES = {
 
 
 # base: 1,000 steps, so that it knows the corpus's facts (sums, capitals) well enough for LoRA on frozen embeddings
-# to learn the tasks in 300 steps (lesson 03). Measured: a 300-step base needed 1,000 LoRA steps, a 600-step one
+# to learn the tasks in 300 steps (lesson 04). Measured: a 300-step base needed 1,000 LoRA steps, a 600-step one
 # gave 45 % after 300, this one 55-65 % (seeds 0, 1; on the corpus with declining dialogues, LoRA lr 3e-3).
 DEFAULT_RECIPES = {"base": PretrainRecipe(steps=1000), "draft": PretrainRecipe(steps=200),
                    "small": PretrainRecipe(steps=2000), "large": PretrainRecipe(steps=200, lr=2e-3),

@@ -44,7 +44,7 @@ def tokenize_chats(rows: list[dict], tokenizer) -> dict[str, torch.Tensor]:
     """SFT rows (``messages``) → right-padded ``input_ids``, ``attention_mask`` and ``labels`` tensors, one row per
     conversation, with the chat template; ``labels`` are the token ids on the assistant's tokens (the template's
     generation markers) and -100 elsewhere, as ``SFTTrainer`` with ``assistant_only_loss``. Introduced in
-    05_distillation.ipynb."""
+    06_distillation.ipynb."""
     encoded = [tokenizer.apply_chat_template(r["messages"], return_dict=True, return_assistant_tokens_mask=True)
                for r in rows]
     width = max(len(e["input_ids"]) for e in encoded)
@@ -113,8 +113,8 @@ def masked_batches(tokenizer, probability: float = MASK_PROBABILITY):
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """The distillation term (Hinton et al.): ``T² · KL(softmax(teacher / T) ‖ softmax(student / T))``, averaged over
-    the rows (one row of logits per position). Lesson 05 writes it by hand over a teacher's top-k and checks it
-    against this; lesson 16 recovers a pruned model with it. Introduced in 05_distillation.ipynb."""
+    the rows (one row of logits per position). Lesson 06 writes it by hand over a teacher's top-k and checks it
+    against this; lesson 18 recovers a pruned model with it. Introduced in 06_distillation.ipynb."""
     import torch.nn.functional as F
 
     return F.kl_div(F.log_softmax(student_logits / temperature, -1), F.log_softmax(teacher_logits / temperature, -1),
@@ -123,11 +123,11 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
 
 def distill(student, teacher, tensors: dict, steps: int, lr: float, batch_size: int, temperature: float, precision,
             seed: int = 0, alpha: float = 0.5, warmup: int = 10, device: str = "cpu", progress: bool = True) -> list:
-    """Train ``student`` on ``tensors`` (``tokenize_chats``) with lesson 05's loss against a live ``teacher``:
+    """Train ``student`` on ``tensors`` (``tokenize_chats``) with lesson 06's loss against a live ``teacher``:
     ``alpha`` of the cross-entropy on the answer tokens plus ``1 - alpha`` of ``kd_loss`` at every real position;
     AdamW (no weight decay), linear warmup then cosine decay (``lr_at``), loss scaling in fp16, batches drawn with a
-    generator seeded by ``seed``. Returns the loss per step. Lesson 05 writes its loop out (with a cached top-k
-    teacher); introduced in 16_pruning.ipynb, which recovers a pruned model with it."""
+    generator seeded by ``seed``. Returns the loss per step. Lesson 06 writes its loop out (with a cached top-k
+    teacher); introduced in 18_pruning.ipynb, which recovers a pruned model with it."""
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 

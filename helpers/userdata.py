@@ -6,7 +6,7 @@ profile), a Hub dataset id. Formats: see ``load_sft`` and ``load_preferences``; 
 conversational row, so a lesson trains on a learner's file exactly as on the shipped one. The course's own files
 are generated and read by ``helpers.data``.
 
-Introduced in 02_sft.ipynb (SFT files) and 06_reward_model.ipynb (preference files).
+Introduced in 03_sft.ipynb (SFT files) and 07_reward_model.ipynb (preference files).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def _dataset_rows(dataset, name: str):
 
 def rows(source: str | Path):
     """Yield ``(row, where)`` for every row of a learner's file, folder or Hub dataset id; ``where`` names the file
-    and the line, item or row for error messages. Introduced in 02_sft.ipynb."""
+    and the line, item or row for error messages. Introduced in 03_sft.ipynb."""
     path = Path(source)
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
@@ -262,7 +262,7 @@ def load_sft(path: str | Path) -> list[dict]:
     ``instruction`` + ``output`` with an optional ``input`` (appended to the instruction after a blank line).
     ``task`` is optional (default ``"custom"``); other fields are ignored. Returns ``{"task", "messages"}`` rows,
     what the course's SFT lessons train on. Raises DataError naming file, line and field. Introduced in
-    02_sft.ipynb.
+    03_sft.ipynb.
     """
     return [_sft_row(row, where) for row, where in rows(path)]
 
@@ -276,6 +276,6 @@ def load_preferences(path: str | Path) -> list[dict]:
     whole conversations that differ only in the last message (implicit prompt). ``task`` is optional
     (default ``"custom"``); other fields are ignored. Returns ``{"task", "prompt", "chosen", "rejected"}`` rows
     with message lists, what the course's preference lessons train on. Raises DataError naming file, line and
-    field. Introduced in 06_reward_model.ipynb.
+    field. Introduced in 07_reward_model.ipynb.
     """
     return [_preference_row(row, where) for row, where in rows(path)]

@@ -20,7 +20,7 @@ LESSON_TEST = re.compile(r"tests/lessons/test_(\d\d)\.py$")
 
 def lessons_asked(items) -> list[str] | None:
     """The lessons the collected tests need run: those of the tests/lessons/test_NN.py files collected, or None (every
-    lesson of the path) when a test elsewhere uses the run (`pytest tests/lessons/test_02.py` runs lesson 02 only)."""
+    lesson of the path) when a test elsewhere uses the run (`pytest tests/lessons/test_03.py` runs lesson 03 only)."""
     numbers = set()
     for item in items:
         if "run" not in getattr(item, "fixturenames", ()):
@@ -47,7 +47,7 @@ def run(request, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def metrics_of(run):
-    """``metrics_of("02")``: what lesson 02 recorded; fails with the run's report if the lesson did not run."""
+    """``metrics_of("03")``: what lesson 03 recorded; fails with the run's report if the lesson did not run."""
     records, run_dir = run
 
     def metrics(number: str) -> dict:

@@ -76,7 +76,7 @@ def test_syllabus_errors_are_clear(tmp_path):
 
 def test_cli_list_and_check_env():
     out = subprocess.run([sys.executable, "-m", "course", "list"], capture_output=True, text=True, check=True).stdout
-    assert "fast-track" in out and "02 Supervised fine-tuning" in out
+    assert "fast-track" in out and "03 Supervised fine-tuning" in out
     env = subprocess.run([sys.executable, "-m", "course", "check-env"], capture_output=True, text=True, check=True).stdout
     assert "device: cpu" in env and "t4 profile" in env
 
@@ -91,24 +91,24 @@ def test_report_lists_metrics_and_the_failing_cell(tmp_path):
     nb = {"cells": [{"cell_type": "code", "source": ["x = 1"], "outputs": []},
                     {"cell_type": "code", "source": ["1 / 0"],
                      "outputs": [{"output_type": "error", "ename": "ZeroDivisionError", "evalue": "division by zero"}]}]}
-    (tmp_path / "02_sft.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "03_sft.ipynb").write_text(json.dumps(nb))
     run = {"path": "p", "profile": "tiny", "started": "now", "seconds": 90.0, "lessons": [
         {"number": "01", "stem": "01_a", "title": "A", "status": "ok", "seconds": 3.0, "error": None,
          "metrics": {"val_ppl_after": 6.5}},
-        {"number": "03", "stem": "03_b", "title": "B", "status": "ok", "seconds": 120.0, "error": None,
+        {"number": "04", "stem": "04_b", "title": "B", "status": "ok", "seconds": 120.0, "error": None,
          "metrics": {}, "resources": {"host_gib": 1.25}},
-        {"number": "02", "stem": "02_sft", "title": "S", "status": "failed", "seconds": 1.0,
+        {"number": "03", "stem": "03_sft", "title": "S", "status": "failed", "seconds": 1.0,
          "error": "PapermillExecutionError: ZeroDivisionError", "metrics": {}},
-        {"number": "07", "stem": "07_dpo", "title": "D", "status": "planned", "seconds": 0.0, "error": None}]}
+        {"number": "08", "stem": "08_dpo", "title": "D", "status": "planned", "seconds": 0.0, "error": None}]}
     (tmp_path / "run.json").write_text(json.dumps(run))
     text = report.write_report(tmp_path).read_text()
     assert "| 01_a | ok | 3 s | - | - | val_ppl_after: 6.5 |" in text
-    assert "| 07_dpo | planned | - | - | - | - |" in text
+    assert "| 08_dpo | planned | - | - | - | - |" in text
     assert "Failing cell #1 (ZeroDivisionError: division by zero)" in text and "1 / 0" in text
     assert "total 1.5 min" in text and "lessons 124 s summed" in text
-    assert "| 03_b | ok | 120 s ⚠ | 1.2 GiB | - | - |" in text, "over the 90 s budget, with its peak RAM"
-    # the claims of course/claims.py are checked on the recorded metrics: 01's lacks most, 03's has none
-    assert "claim(s) of `course/claims.py` not met in this run" in text and "- 03 metrics readable (KeyError" in text
+    assert "| 04_b | ok | 120 s ⚠ | 1.2 GiB | - | - |" in text, "over the 90 s budget, with its peak RAM"
+    # the claims of course/claims.py are checked on the recorded metrics: 01's lacks most, 04's has none
+    assert "claim(s) of `course/claims.py` not met in this run" in text and "- 04 metrics readable (KeyError" in text
     with pytest.raises(SystemExit):
         report.build_report(tmp_path / "missing")
 
@@ -118,7 +118,7 @@ def test_unknown_path_and_only(tmp_path):
     with pytest.raises(SystemExit, match="unknown path"):
         runner.run_path(syl, "nope", "tiny", out_root=tmp_path)
     with pytest.raises(SystemExit, match="not in path"):
-        runner.run_path(syl, "inference", "tiny", only=["03"], out_root=tmp_path)
+        runner.run_path(syl, "inference", "tiny", only=["04"], out_root=tmp_path)
 
 
 def test_prepare_builds_the_shared_models_and_those_the_lessons_name(monkeypatch):
@@ -129,14 +129,14 @@ def test_prepare_builds_the_shared_models_and_those_the_lessons_name(monkeypatch
                         lambda names, profile: built.append((names, cache.shared_seed(), profile)) or {})
     monkeypatch.setenv(cache.SEED_VARIABLE, "0")
     lessons = syllabus.load().lessons
-    assert lessons["11"].models == ("large",)
-    runner.prepare("tiny", [lessons["02"], lessons["11"], lessons["11"]])
+    assert lessons["13"].models == ("large",)
+    runner.prepare("tiny", [lessons["03"], lessons["13"], lessons["13"]])
     assert built == [((*recipes.SHARED, "large"), 0, "tiny")], "each extra model once, after the shared ones"
-    runner.prepare("tiny", [lessons["02"]], seed=3)
+    runner.prepare("tiny", [lessons["03"]], seed=3)
     assert built[-1] == (recipes.SHARED, 3, "tiny"), "the lessons' SEED builds the shared models (kernels inherit it)"
-    runner.prepare("t4", [lessons["11"]])
+    runner.prepare("t4", [lessons["13"]])
     assert built[-1] == ((*recipes.SHARED, "large"), 0, "t4"), "the t4 profile's recipes are trained before too"
-    runner.prepare("auto", [lessons["02"]])  # no CUDA here: auto is tiny, built once before the kernels start
+    runner.prepare("auto", [lessons["03"]])  # no CUDA here: auto is tiny, built once before the kernels start
     assert built[-1] == (recipes.SHARED, 0, "tiny")
 
 
@@ -148,7 +148,7 @@ def test_shared_names_mean_recipes_on_each_profiles_models():
     assert [recipes.ALIASES.get(tiny[n], tiny[n]) for n in ("sft", "rm", "dpo")] == \
         ["sft:tiny:base", "rm:tiny:sft", "dpo:tiny:sft"]  # the tiny recipe ids and their old names: one cache entry
     assert recipes.ALIASES["tiny:sft"] == f"sft:{tiny['base']}"
-    assert t4["sft"] == f"sft:{t4['base']}", "the t4 SFT model is lesson 02's recipe on the t4 base, as on tiny"
+    assert t4["sft"] == f"sft:{t4['base']}", "the t4 SFT model is lesson 03's recipe on the t4 base, as on tiny"
     assert t4["rm"] == f"rm:{t4['sft']}" and t4["dpo"] == f"dpo:{t4['sft']}"
     assert all(name in tiny for lesson in syllabus.load().lessons.values() for name in lesson.models)
     assert split_recipe(t4["teacher"]) == ("sft-lora", profiles.PROFILES["t4"].inference_model)
@@ -172,9 +172,9 @@ def test_executing_a_lesson_leaves_the_callers_environment_as_it_was(monkeypatch
 
 
 def test_speed_ratio_lessons_run_alone():
-    # lesson 13's claim is a speed ratio that a lesson on the other core skews (2.1-2.4x alone, 1.34x beside one)
+    # lesson 15's claim is a speed ratio that a lesson on the other core skews (2.1-2.4x alone, 1.34x beside one)
     lessons = syllabus.load().lessons
-    assert lessons["13"].alone and not lessons["02"].alone
+    assert lessons["15"].alone and not lessons["03"].alone
 
 
 def test_time_lines_and_planned_marks_come_from_the_syllabus():
@@ -187,11 +187,11 @@ def test_time_lines_and_planned_marks_come_from_the_syllabus():
         nxt = next("".join(c["source"]) for c in cells if "".join(c["source"]).startswith("## Next lessons"))
         bullets = [line for line in nxt.splitlines() if line.startswith("- ")]
         assert bullets and all(sync.NEXT_BULLET.match(b) for b in bullets), (lesson.stem, bullets)
-    planned = dataclasses.replace(syl, lessons={**syl.lessons, "07": dataclasses.replace(syl.lessons["07"],
+    planned = dataclasses.replace(syl, lessons={**syl.lessons, "08": dataclasses.replace(syl.lessons["08"],
                                                                                            status="planned")})
-    text = "## Next lessons\n- **07 · DPO**: preferences.\n- **03 · LoRA** (planned): adapters."
-    assert sync.next_lessons(text, planned) == "## Next lessons\n- **07 · DPO** (planned): preferences.\n" \
-                                               "- **03 · LoRA**: adapters."
+    text = "## Next lessons\n- **08 · DPO**: preferences.\n- **04 · LoRA** (planned): adapters."
+    assert sync.next_lessons(text, planned) == "## Next lessons\n- **08 · DPO** (planned): preferences.\n" \
+                                               "- **04 · LoRA**: adapters."
     with pytest.raises(ValueError, match="lesson 42"):
         sync.next_lessons("- **42 · Nothing**: x", syl)
 

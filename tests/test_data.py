@@ -44,7 +44,7 @@ def test_pretraining_chats_teach_the_format_not_the_tasks():
         text = " ".join(m["content"] for m in chat).lower()
         assert not {"capital", "letter", "+", "add"} & set(text.replace(".", " ").split()), chat
         assert not any(ch.isdigit() for ch in text), chat
-    # one dialogue in six declines a question its story does not answer (what lesson 07's DPO builds on)
+    # one dialogue in six declines a question its story does not answer (what lesson 08's DPO builds on)
     declined = [c for c in chats if c[1]["content"] == data.IDK]
     assert 0.12 <= len(declined) / len(chats) <= 0.22
     for chat in declined:

@@ -129,17 +129,17 @@ def test_small_stand_ins_end_their_replies_soon():
 def test_budget_table_merges_rows_and_flags_what_does_not_fit(tmp_path):
     machine = {"gpu": "NVIDIA H100 as T4", "torch": "2.11.0", "date": "2026-11-22"}
     run = {"lessons": [
-        {"stem": "02_sft", "status": "ok", "seconds": 80.0, "resources": {"gpu_gib": 3.2, "host_gib": 2.5}},
-        {"stem": "03_lora_qlora", "status": "ok", "seconds": 200.0, "resources": {"gpu_gib": 8.0, "host_gib": 11.5}},
-        {"stem": "07_dpo", "status": "planned", "seconds": 0.0},
+        {"stem": "03_sft", "status": "ok", "seconds": 80.0, "resources": {"gpu_gib": 3.2, "host_gib": 2.5}},
+        {"stem": "04_lora_qlora", "status": "ok", "seconds": 200.0, "resources": {"gpu_gib": 8.0, "host_gib": 11.5}},
+        {"stem": "08_dpo", "status": "planned", "seconds": 0.0},
         {"stem": "01_x", "status": "failed", "seconds": 5.0, "error": "OutOfMemoryError", "resources": {}}]}
     rows = gpucheck.rows_from_run(run, machine)
-    assert set(rows) == {"02_sft", "03_lora_qlora", "01_x"}
+    assert set(rows) == {"03_sft", "04_lora_qlora", "01_x"}
     paths = tmp_path / "b.json", tmp_path / "b.md"
-    gpucheck.update_budget({"00_old": {**rows["02_sft"], "seconds": 1.0}}, *paths)
+    gpucheck.update_budget({"00_old": {**rows["03_sft"], "seconds": 1.0}}, *paths)
     text = gpucheck.update_budget(rows, *paths).read_text()
     assert "| 00_old | ok |" in text, "rows of lessons not run this time are kept"
-    assert "| 02_sft | ok | 3.2 | 2.5 | 80 s | fits | NVIDIA H100 as T4, torch 2.11.0, 2026-11-22 |" in text
+    assert "| 03_sft | ok | 3.2 | 2.5 | 80 s | fits | NVIDIA H100 as T4, torch 2.11.0, 2026-11-22 |" in text
     assert "over: host RAM > 11 GiB" in text and "| 01_x | failed | - | - | 5 s | failed |" in text
     assert gpucheck.verdict({"status": "ok", "gpu_gib": 15.0, "host_gib": 1.0}) == "over: GPU memory"
 
@@ -172,9 +172,9 @@ def test_budget_counts_parameters_on_the_meta_device_and_can_say_no(monkeypatch)
     assert weights == 4 * n["all"] and budget.item_bytes(cfg.base_model, "fp16", {}, cfg) == weights / 2
     assert budget.item_bytes(cfg.base_model, "train", {}, cfg) > 4 * weights  # + gradients, AdamW, activations
     assert budget.item_bytes(cfg.sft_model, "fp32", {}, cfg) == weights, "a recipe id counts its base model"
-    heavy = [{"gpu": [("sft_model", "fp32", {})] * 3 + [("sft_model", "train", {})]}]  # lesson 08 with fp32 frozen
-    monkeypatch.setitem(budget.PHASES, "08", heavy)
-    assert budget.estimate("08")["gpu_gib"] > budget.T4_GPU_LIMIT_GIB
+    heavy = [{"gpu": [("sft_model", "fp32", {})] * 3 + [("sft_model", "train", {})]}]  # lesson 09 with fp32 frozen
+    monkeypatch.setitem(budget.PHASES, "09", heavy)
+    assert budget.estimate("09")["gpu_gib"] > budget.T4_GPU_LIMIT_GIB
 
 
 def test_budget_table_is_generated_for_every_ready_lesson():

@@ -61,44 +61,44 @@ def test_exercise_checkers_accept_right_and_reject_wrong_answers():
     assert exercises.check("00.fast_track_ready", None, syllabus=syl) is None
     assert exercises.check("01.ppl_from_loss", math.exp(1.5), loss=1.5) is True
     assert exercises.check("01.ppl_from_loss", 1.5, loss=1.5) is False
-    assert exercises.check("02.masked_fraction", 0.75, labels=[-100, -100, -100, 4]) is True
-    assert exercises.check("03.lora_params", 16 * (128 + 384), d_in=128, d_out=384, r=16) is True
-    assert exercises.check("03.lora_params", 16 * 128 * 384, d_in=128, d_out=384, r=16) is False
-    assert exercises.check("03.nf4_bytes", 562_500, n_weights=1_000_000) is True
-    assert exercises.check("03.nf4_bytes", 4_000_000, n_weights=1_000_000) is False
-    assert exercises.check("12.bits_per_weight", 4.5, code_bits=4, block=64, scale_bits=32) is True
-    assert exercises.check("12.bits_per_weight", 4, code_bits=4, block=64, scale_bits=32) is False
-    assert exercises.check("04.jaccard", 0.6, a={"a", "b", "c", "d"}, b={"b", "c", "d", "e"}) is True
-    assert exercises.check("04.jaccard", 0.75, a={"a", "b", "c", "d"}, b={"b", "c", "d", "e"}) is False
-    assert exercises.check("04.lsh_candidate", 1 - (1 - 0.9 ** 16) ** 8, s=0.9, bands=8, rows=16) is True
-    assert exercises.check("04.lsh_candidate", 0.9 ** 16, s=0.9, bands=8, rows=16) is False
-    assert exercises.check("13.expected_tokens", 1 + 0.5 + 0.25, acceptance=0.5, k=2) is True
-    assert exercises.check("13.step_tokens", 3, guesses=[7, 3, 9], choices=[7, 3, 5, 2]) is True
-    assert exercises.check("13.step_tokens", 2, guesses=[7, 3, 9], choices=[7, 3, 5, 2]) is False
-    assert exercises.check("14.kv_blocks", 8, prompt_tokens=100, new_tokens=28, block_size=16) is True
-    assert exercises.check("14.kv_blocks", 9, prompt_tokens=100, new_tokens=29, block_size=16) is True
-    assert exercises.check("14.kv_blocks", 8, prompt_tokens=100, new_tokens=29, block_size=16) is False
-    assert exercises.check("14.littles_law", 4, in_flight=8, latency_s=2) is True
-    assert exercises.check("14.littles_law", 16, in_flight=8, latency_s=2) is False
-    assert exercises.check("08.clipped_objective", 2.4, ratio=1.5, advantage=2.0, clip=0.2) is True
-    assert exercises.check("08.clipped_objective", 3.0, ratio=1.5, advantage=2.0, clip=0.2) is False
-    assert exercises.check("08.last_token_advantage", 0.7, reward=1.0, value=0.3) is True
-    assert exercises.check("05.t_squared", 16, T=4) is True and exercises.check("05.t_squared", 4, T=4) is False
-    assert exercises.check("05.softmax_temperature", 0.5065, logits=[2.0, 1.0, 0.0], T=2.0) is True
-    assert exercises.check("05.softmax_temperature", 0.665, logits=[2.0, 1.0, 0.0], T=2.0) is False
-    assert exercises.check("05.kept_share", 0.909, teacher=0.88, student=0.80) is True
-    assert exercises.check("15.zero2_gb", 2 * 7 + 14 * 7 / 8, parameters=7e9, gpus=8) is True
-    assert exercises.check("15.zero2_gb", 16 * 7, parameters=7e9, gpus=8) is False
-    assert exercises.check("15.global_batch", 32, gpus=4, per_gpu=8) is True
-    assert exercises.check("16.dense_bytes", 4096 * 4096 * 2, rows=4096, columns=4096, bytes_per_weight=2) is True
-    assert exercises.check("16.dense_bytes", 4096 * 4096, rows=4096, columns=4096, bytes_per_weight=2) is False
-    assert exercises.check("16.neuron_weights", 3 * 896, hidden=896) is True
-    assert exercises.check("10.ci_half_width", 1.96 * math.sqrt(0.7 * 0.3 / 80), correct=56, n=80) is True
-    assert exercises.check("10.ci_half_width", math.sqrt(0.7 * 0.3 / 80), correct=56, n=80) is False
-    assert exercises.check("10.win_rate", 0.65, wins=50, ties=30, losses=20) is True
-    assert exercises.check("10.win_rate", 0.5, wins=50, ties=30, losses=20) is False
-    assert exercises.check("10.flip_rate", 0.3, pairs=120, consistent=84) is True
-    assert exercises.check("10.flip_rate", 0.7, pairs=120, consistent=84) is False
+    assert exercises.check("03.masked_fraction", 0.75, labels=[-100, -100, -100, 4]) is True
+    assert exercises.check("04.lora_params", 16 * (128 + 384), d_in=128, d_out=384, r=16) is True
+    assert exercises.check("04.lora_params", 16 * 128 * 384, d_in=128, d_out=384, r=16) is False
+    assert exercises.check("04.nf4_bytes", 562_500, n_weights=1_000_000) is True
+    assert exercises.check("04.nf4_bytes", 4_000_000, n_weights=1_000_000) is False
+    assert exercises.check("14.bits_per_weight", 4.5, code_bits=4, block=64, scale_bits=32) is True
+    assert exercises.check("14.bits_per_weight", 4, code_bits=4, block=64, scale_bits=32) is False
+    assert exercises.check("05.jaccard", 0.6, a={"a", "b", "c", "d"}, b={"b", "c", "d", "e"}) is True
+    assert exercises.check("05.jaccard", 0.75, a={"a", "b", "c", "d"}, b={"b", "c", "d", "e"}) is False
+    assert exercises.check("05.lsh_candidate", 1 - (1 - 0.9 ** 16) ** 8, s=0.9, bands=8, rows=16) is True
+    assert exercises.check("05.lsh_candidate", 0.9 ** 16, s=0.9, bands=8, rows=16) is False
+    assert exercises.check("15.expected_tokens", 1 + 0.5 + 0.25, acceptance=0.5, k=2) is True
+    assert exercises.check("15.step_tokens", 3, guesses=[7, 3, 9], choices=[7, 3, 5, 2]) is True
+    assert exercises.check("15.step_tokens", 2, guesses=[7, 3, 9], choices=[7, 3, 5, 2]) is False
+    assert exercises.check("16.kv_blocks", 8, prompt_tokens=100, new_tokens=28, block_size=16) is True
+    assert exercises.check("16.kv_blocks", 9, prompt_tokens=100, new_tokens=29, block_size=16) is True
+    assert exercises.check("16.kv_blocks", 8, prompt_tokens=100, new_tokens=29, block_size=16) is False
+    assert exercises.check("16.littles_law", 4, in_flight=8, latency_s=2) is True
+    assert exercises.check("16.littles_law", 16, in_flight=8, latency_s=2) is False
+    assert exercises.check("09.clipped_objective", 2.4, ratio=1.5, advantage=2.0, clip=0.2) is True
+    assert exercises.check("09.clipped_objective", 3.0, ratio=1.5, advantage=2.0, clip=0.2) is False
+    assert exercises.check("09.last_token_advantage", 0.7, reward=1.0, value=0.3) is True
+    assert exercises.check("06.t_squared", 16, T=4) is True and exercises.check("06.t_squared", 4, T=4) is False
+    assert exercises.check("06.softmax_temperature", 0.5065, logits=[2.0, 1.0, 0.0], T=2.0) is True
+    assert exercises.check("06.softmax_temperature", 0.665, logits=[2.0, 1.0, 0.0], T=2.0) is False
+    assert exercises.check("06.kept_share", 0.909, teacher=0.88, student=0.80) is True
+    assert exercises.check("17.zero2_gb", 2 * 7 + 14 * 7 / 8, parameters=7e9, gpus=8) is True
+    assert exercises.check("17.zero2_gb", 16 * 7, parameters=7e9, gpus=8) is False
+    assert exercises.check("17.global_batch", 32, gpus=4, per_gpu=8) is True
+    assert exercises.check("18.dense_bytes", 4096 * 4096 * 2, rows=4096, columns=4096, bytes_per_weight=2) is True
+    assert exercises.check("18.dense_bytes", 4096 * 4096, rows=4096, columns=4096, bytes_per_weight=2) is False
+    assert exercises.check("18.neuron_weights", 3 * 896, hidden=896) is True
+    assert exercises.check("12.ci_half_width", 1.96 * math.sqrt(0.7 * 0.3 / 80), correct=56, n=80) is True
+    assert exercises.check("12.ci_half_width", math.sqrt(0.7 * 0.3 / 80), correct=56, n=80) is False
+    assert exercises.check("12.win_rate", 0.65, wins=50, ties=30, losses=20) is True
+    assert exercises.check("12.win_rate", 0.5, wins=50, ties=30, losses=20) is False
+    assert exercises.check("12.flip_rate", 0.3, pairs=120, consistent=84) is True
+    assert exercises.check("12.flip_rate", 0.7, pairs=120, consistent=84) is False
     with pytest.raises(KeyError):
         exercises.check("nope", 1)
 
@@ -306,22 +306,22 @@ def test_coding_exercises_accept_a_right_implementation_and_reject_wrong_ones(ca
         r = (p - q).clamp(min=0) if residual else p
         return torch.where(keep, x, torch.multinomial(r / r.sum(), n, replacement=True))
 
-    right = {"01.next_token_loss": loss, "03.lora_forward": lora, "07.dpo_loss": dpo, "08.gae": gae,
-             "11.top_p": top_p, "13.speculative_sample": speculative}
+    right = {"01.next_token_loss": loss, "04.lora_forward": lora, "08.dpo_loss": dpo, "09.gae": gae,
+             "13.top_p": top_p, "15.speculative_sample": speculative}
     wrong = {"01.next_token_loss": lambda logits, ids: F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                                                          ids.reshape(-1)),  # no shift
-             "03.lora_forward": lambda x, W, A, B, alpha, r: x @ W.T + x @ A.T @ B.T,  # no alpha / r
-             "07.dpo_loss": lambda pc, pr, rc, rr, beta: -F.logsigmoid(beta * (pc - pr)).mean(),  # no reference
-             "08.gae": lambda rewards, values, gamma, lam: gae(rewards, values, gamma, 1.0),
-             "11.top_p": lambda logits, p: top_p(logits, p + 0.05),
-             "13.speculative_sample": lambda p, q, n: speculative(p, q, n, residual=False)}  # resample from p: biased
+             "04.lora_forward": lambda x, W, A, B, alpha, r: x @ W.T + x @ A.T @ B.T,  # no alpha / r
+             "08.dpo_loss": lambda pc, pr, rc, rr, beta: -F.logsigmoid(beta * (pc - pr)).mean(),  # no reference
+             "09.gae": lambda rewards, values, gamma, lam: gae(rewards, values, gamma, 1.0),
+             "13.top_p": lambda logits, p: top_p(logits, p + 0.05),
+             "15.speculative_sample": lambda p, q, n: speculative(p, q, n, residual=False)}  # resample from p: biased
     assert set(right) < set(exercises.CODE_CHECKERS)  # the others: test_the_other_coding_exercises
     torch.manual_seed(0)
     for name in right:
         assert exercises.check_code(name, right[name]) is True, name
         assert exercises.check_code(name, wrong[name]) is False, name
         assert exercises.check_code(name, lambda *a, **k: None) is None, name
-    assert exercises.check_code("07.dpo_loss", lambda *a: 1 / 0) is False  # a bug is reported, not raised
+    assert exercises.check_code("08.dpo_loss", lambda *a: 1 / 0) is False  # a bug is reported, not raised
     assert "ZeroDivisionError" in capsys.readouterr().out
     from helpers.paths import NOTEBOOKS_DIR
 
@@ -364,32 +364,32 @@ def test_the_other_coding_exercises(capsys):
         return mask
 
     right = {
-        "02.assistant_labels": lambda ids, mask: ids.masked_fill(mask == 0, -100),
-        "04.minhash_jaccard": minhash,
-        "05.kd_loss": lambda s, t, T: (F.softmax(t / T, -1) * (F.log_softmax(t / T, -1) - F.log_softmax(s / T, -1)))
+        "03.assistant_labels": lambda ids, mask: ids.masked_fill(mask == 0, -100),
+        "05.minhash_jaccard": minhash,
+        "06.kd_loss": lambda s, t, T: (F.softmax(t / T, -1) * (F.log_softmax(t / T, -1) - F.log_softmax(s / T, -1)))
         .sum(-1).mean() * T * T,
-        "06.bt_loss": lambda c, r: -F.logsigmoid(c - r).mean(),
-        "09.group_advantages": lambda r, n: ((r.view(-1, n) - r.view(-1, n).mean(1, keepdim=True))
+        "07.bt_loss": lambda c, r: -F.logsigmoid(c - r).mean(),
+        "10.group_advantages": lambda r, n: ((r.view(-1, n) - r.view(-1, n).mean(1, keepdim=True))
                                              / (r.view(-1, n).std(1, keepdim=True) + 1e-4)).view(-1),
-        "10.bootstrap_interval": bootstrap,
-        "12.absmax_int8": absmax,
-        "14.throughput": throughput,
-        "15.all_reduce_mean": lambda ranks: {k: sum(r[k] for r in ranks) / len(ranks) for k in ranks[0]},
-        "16.magnitude_mask": magnitude,
-        "18.majority_vote": lambda answers: Counter(a for a in answers if a is not None).most_common(1)[0][0],
+        "12.bootstrap_interval": bootstrap,
+        "14.absmax_int8": absmax,
+        "16.throughput": throughput,
+        "17.all_reduce_mean": lambda ranks: {k: sum(r[k] for r in ranks) / len(ranks) for k in ranks[0]},
+        "18.magnitude_mask": magnitude,
+        "11.majority_vote": lambda answers: Counter(a for a in answers if a is not None).most_common(1)[0][0],
     }
     wrong = {
-        "02.assistant_labels": lambda ids, mask: ids.masked_fill(mask == 1, -100),  # the wrong side masked
-        "04.minhash_jaccard": lambda a, b, k: len(a & b) / len(a),  # overlap, not Jaccard
-        "05.kd_loss": lambda s, t, T: F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean"),
-        "06.bt_loss": lambda c, r: -F.logsigmoid(r - c).mean(),
-        "09.group_advantages": lambda r, n: r - r.mean(),  # the batch's mean, not the group's
-        "10.bootstrap_interval": lambda correct, resamples, seed: (0.7 - 1.96 * 0.458, 0.7 + 1.96 * 0.458),  # rows' sd
-        "12.absmax_int8": lambda W: (W / (W.abs().max() / 127)).round() * (W.abs().max() / 127),  # one scale
-        "14.throughput": lambda requests: (len(requests) / 1.0, 100.0, 1.0),
-        "15.all_reduce_mean": lambda ranks: {k: sum(r[k] for r in ranks) for k in ranks[0]},  # summed
-        "16.magnitude_mask": lambda W, amount: W.abs() > amount,
-        "18.majority_vote": lambda answers: Counter(answers).most_common(1)[0][0],  # None counted as an answer
+        "03.assistant_labels": lambda ids, mask: ids.masked_fill(mask == 1, -100),  # the wrong side masked
+        "05.minhash_jaccard": lambda a, b, k: len(a & b) / len(a),  # overlap, not Jaccard
+        "06.kd_loss": lambda s, t, T: F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean"),
+        "07.bt_loss": lambda c, r: -F.logsigmoid(r - c).mean(),
+        "10.group_advantages": lambda r, n: r - r.mean(),  # the batch's mean, not the group's
+        "12.bootstrap_interval": lambda correct, resamples, seed: (0.7 - 1.96 * 0.458, 0.7 + 1.96 * 0.458),  # rows' sd
+        "14.absmax_int8": lambda W: (W / (W.abs().max() / 127)).round() * (W.abs().max() / 127),  # one scale
+        "16.throughput": lambda requests: (len(requests) / 1.0, 100.0, 1.0),
+        "17.all_reduce_mean": lambda ranks: {k: sum(r[k] for r in ranks) for k in ranks[0]},  # summed
+        "18.magnitude_mask": lambda W, amount: W.abs() > amount,
+        "11.majority_vote": lambda answers: Counter(answers).most_common(1)[0][0],  # None counted as an answer
     }
     assert len(right) + 6 == len(exercises.CODE_CHECKERS)  # with the six above, every coding exercise is tested
     for name in right:
@@ -401,18 +401,18 @@ def test_the_other_coding_exercises(capsys):
 def test_run_again_exercises_wait_for_the_rerun_and_check_its_outcome(capsys):
     same = {"distilled": {"accuracy": 0.8}, "hard labels": {"accuracy": 0.8}}
     apart = {"distilled": {"accuracy": 0.9}, "hard labels": {"accuracy": 0.8}}
-    assert exercises.check_rerun("05.alpha_one", alpha=0.5, results=apart) is None  # the lesson's default run
+    assert exercises.check_rerun("06.alpha_one", alpha=0.5, results=apart) is None  # the lesson's default run
     assert "not tried yet (set ALPHA = 1.0" in capsys.readouterr().out
-    assert exercises.check_rerun("05.alpha_one", alpha=1.0, results=same) is True
-    assert exercises.check_rerun("05.alpha_one", alpha=1.0, results=apart) is False
+    assert exercises.check_rerun("06.alpha_one", alpha=1.0, results=same) is True
+    assert exercises.check_rerun("06.alpha_one", alpha=1.0, results=apart) is False
     shares, base = [0.25, 0.5, 0.75], {"accuracy": 0.97, "perplexity": 1.1}
     sweep = [{"accuracy": 0.97, "perplexity": 1.11}, {"accuracy": 0.95, "perplexity": 1.15},
              {"accuracy": 0.7, "perplexity": 1.9}]
     kw = dict(shares=shares, sweep=sweep, baseline=base)
-    assert exercises.check_rerun("16.keep_half", keep=0.15, pruned=sweep[2], **kw) is None
-    assert exercises.check_rerun("16.keep_half", keep=0.5, pruned=dict(sweep[1]), **kw) is True
-    assert exercises.check_rerun("16.keep_half", keep=0.5, pruned=sweep[2], **kw) is False
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("16.keep_half: ✅"))
+    assert exercises.check_rerun("18.keep_half", keep=0.15, pruned=sweep[2], **kw) is None
+    assert exercises.check_rerun("18.keep_half", keep=0.5, pruned=dict(sweep[1]), **kw) is True
+    assert exercises.check_rerun("18.keep_half", keep=0.5, pruned=sweep[2], **kw) is False
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("18.keep_half: ✅"))
     assert "perplexity x1.05" in line  # 1.15 / 1.1, from the rerun's own numbers
     from helpers.comparison import bootstrap_ci
 
@@ -420,20 +420,20 @@ def test_run_again_exercises_wait_for_the_rerun_and_check_its_outcome(capsys):
     def recompute(n):
         return {name: {"all": bootstrap_ci(h, n, seed=0)} for name, h in hits.items()}
 
-    assert exercises.check_rerun("10.n_boot", n_boot=2000, intervals=recompute(2000), recompute=recompute) is None
-    assert exercises.check_rerun("10.n_boot", n_boot=200, intervals=recompute(200), recompute=recompute) is True
+    assert exercises.check_rerun("12.n_boot", n_boot=2000, intervals=recompute(2000), recompute=recompute) is None
+    assert exercises.check_rerun("12.n_boot", n_boot=200, intervals=recompute(200), recompute=recompute) is True
     shifted = {name: {"all": (ci[0] + 0.1, *ci[1:])} for name, per in recompute(200).items() for ci in per.values()}
-    assert exercises.check_rerun("10.n_boot", n_boot=200, intervals=shifted, recompute=recompute) is False
+    assert exercises.check_rerun("12.n_boot", n_boot=200, intervals=shifted, recompute=recompute) is False
     sft = {"hallucination": 1.0, "per_task": {"add": 0.95, "capital": 1.0, "letter": 0.975, "unknown": 0.0}}
     declined = {"hallucination": 0.08, "per_task": {"add": 0.91, "capital": 1.0, "letter": 0.975, "unknown": 0.92}}
-    assert exercises.check_rerun("07.beta_half", beta=0.1, runs={"SFT": sft, "DPO": declined}) is None
-    assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": declined}) is True
-    assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": sft}) is False  # never declines
+    assert exercises.check_rerun("08.beta_half", beta=0.1, runs={"SFT": sft, "DPO": declined}) is None
+    assert exercises.check_rerun("08.beta_half", beta=0.5, runs={"SFT": sft, "DPO": declined}) is True
+    assert exercises.check_rerun("08.beta_half", beta=0.5, runs={"SFT": sft, "DPO": sft}) is False  # never declines
     costly = {**declined, "per_task": {**declined["per_task"], "add": 0.5}}  # declines, but sums fall 45 points
-    assert exercises.check_rerun("07.beta_half", beta=0.5, runs={"SFT": sft, "DPO": costly}) is False
-    assert exercises.check_rerun("15.one_rank", ranks=2, world=2, fsdp_share=0.5, loss_gap=1e-7) is None
-    assert exercises.check_rerun("15.one_rank", ranks=1, world=1, fsdp_share=1.0, loss_gap=0.0) is True
-    assert exercises.check_rerun("15.one_rank", ranks=1, world=1, fsdp_share=1.0, loss_gap=0.3) is False
+    assert exercises.check_rerun("08.beta_half", beta=0.5, runs={"SFT": sft, "DPO": costly}) is False
+    assert exercises.check_rerun("17.one_rank", ranks=2, world=2, fsdp_share=0.5, loss_gap=1e-7) is None
+    assert exercises.check_rerun("17.one_rank", ranks=1, world=1, fsdp_share=1.0, loss_gap=0.0) is True
+    assert exercises.check_rerun("17.one_rank", ranks=1, world=1, fsdp_share=1.0, loss_gap=0.3) is False
     greedy = {"heldout_before": {"add": 0.36}, "heldout_after": {"add": 0.3}, "clean_before": {"add": 0.95},
               "clean_after": {"add": 0.8}}
 
@@ -441,13 +441,13 @@ def test_run_again_exercises_wait_for_the_rerun_and_check_its_outcome(capsys):
         return {"pass@1": 0.4, "pass@1 per task": {"capital": 0.6, "letter": 0.4, **({"add": add} if add else {})}}
 
     default = ["capital", "letter"]
-    assert exercises.check_rerun("09.add_sums", train_tasks=default, sampled_before=sampled(None),
+    assert exercises.check_rerun("10.add_sums", train_tasks=default, sampled_before=sampled(None),
                                  sampled_after=sampled(None), **greedy) is None
     trained = [*default, "add"]
-    assert exercises.check_rerun("09.add_sums", train_tasks=trained, sampled_before=sampled(0.2),
+    assert exercises.check_rerun("10.add_sums", train_tasks=trained, sampled_before=sampled(0.2),
                                  sampled_after=sampled(0.35), **greedy) is True
     assert "95% → 80%" in capsys.readouterr().out, "the rerun's own greedy numbers"
-    assert exercises.check_rerun("09.add_sums", train_tasks=trained, sampled_before=sampled(0.2),
+    assert exercises.check_rerun("10.add_sums", train_tasks=trained, sampled_before=sampled(0.2),
                                  sampled_after=sampled(0.19), **greedy) is False
 
 
@@ -471,8 +471,8 @@ def test_every_exercise_is_findable_by_lesson_and_each_run_again_one_is_in_its_n
 
     from helpers.paths import NOTEBOOKS_DIR
 
-    assert exercises.of_lesson("07") == {"07.beta_half": "run again", "07.dpo_loss": "code",
-                                         "07.implicit_reward": "answer"}
+    assert exercises.of_lesson("08") == {"08.beta_half": "run again", "08.dpo_loss": "code",
+                                         "08.implicit_reward": "answer"}
     every = {name for registry in exercises.KINDS.values() for name in registry}
     lessons = {path.name[:2] for path in NOTEBOOKS_DIR.glob("*.ipynb")}
     assert {name.split(".")[0] for name in every} <= lessons, "an exercise of a lesson that does not exist"

@@ -37,7 +37,7 @@ def names(specs):
 
 
 def test_never_touches_torch_or_what_the_kernel_imported():
-    plan = plan_for("03")
+    plan = plan_for("04")
     assert not names(plan.install) & ({"torch"} | IMPORTED)
     for name in ("torch", *IMPORTED):
         assert f"{name}=={COLAB[name]}" in plan.constraints, name
@@ -45,7 +45,7 @@ def test_never_touches_torch_or_what_the_kernel_imported():
 
 
 def test_installs_only_what_the_lesson_needs_at_the_pinned_version():
-    plan = plan_for("03")
+    plan = plan_for("04")
     assert f"transformers=={PINS['transformers']}" in plan.install  # old version replaced
     assert f"bitsandbytes=={PINS['bitsandbytes']}" in plan.install
     assert "trl" not in names(plan.install)  # already at the pin
@@ -55,15 +55,15 @@ def test_installs_only_what_the_lesson_needs_at_the_pinned_version():
 
 
 def test_old_torchao_is_removed_unless_already_imported():
-    assert plan_for("02").uninstall == ["torchao"]
-    assert plan_for("02", installed={**COLAB, "torchao": "0.16.0"}).uninstall == []
-    imported = plan_for("02", imported=IMPORTED | {"torchao"})
+    assert plan_for("03").uninstall == ["torchao"]
+    assert plan_for("03", installed={**COLAB, "torchao": "0.16.0"}).uninstall == []
+    imported = plan_for("03", imported=IMPORTED | {"torchao"})
     assert imported.uninstall == [] and any("restart the runtime" in note for note in imported.notes)
 
 
 def test_bad_inputs_are_refused_clearly():
     with pytest.raises(RuntimeError, match="Python 3.11"):
-        plan_for("02", python=(3, 10))
+        plan_for("03", python=(3, 10))
     with pytest.raises(ValueError, match="unknown lesson '77'"):
         install["lesson_packages"](SYLLABUS, "77")
     with pytest.raises(ValueError, match="does not pin"):
@@ -85,10 +85,10 @@ def test_imported_distributions_maps_modules_to_packages():
 
 def test_dry_run_in_this_environment_installs_nothing(capsys):
     # make venv installed exactly the pins: nothing to get, every decision printed
-    plan = install["main"](lesson="03", dry_run=True)
+    plan = install["main"](lesson="04", dry_run=True)
     assert plan.install == [] and plan.uninstall == []
     out = capsys.readouterr().out
-    assert "course install for lesson 03" in out and "keep torch" in out
+    assert "course install for lesson 04" in out and "keep torch" in out
 
 
 def test_llama_cpp_is_built_with_the_same_flags_everywhere():
@@ -126,14 +126,14 @@ def test_every_lesson_installs_on_the_recorded_platforms(platform):
         assert unmet(plan, wanted, installed) == [], (platform, lesson)
         assert not names(plan.install) & {"torch", "ipywidgets"}, (platform, lesson)
     # the check has teeth: holding everything imported, as the plan did before, cannot be resolved on Colab
-    old = install["plan"](PINS, install["lesson_packages"](SYLLABUS, "02"), installed, imported, (3, 13))
+    old = install["plan"](PINS, install["lesson_packages"](SYLLABUS, "03"), installed, imported, (3, 13))
     if platform.startswith("colab"):
-        assert any("pyarrow" in line for line in unmet(old, install["lesson_packages"](SYLLABUS, "02"), installed))
+        assert any("pyarrow" in line for line in unmet(old, install["lesson_packages"](SYLLABUS, "03"), installed))
 
 
 def test_an_imported_package_a_pin_cannot_use_is_upgraded_and_the_kernel_restarts_once():
     env = PLATFORMS["colab-gpu-2026"]
-    plan = install["plan"](PINS, install["lesson_packages"](SYLLABUS, "02"), env["installed"], set(env["imported"]),
+    plan = install["plan"](PINS, install["lesson_packages"](SYLLABUS, "03"), env["installed"], set(env["imported"]),
                            (3, 13), REQUIRES)
     assert plan.restart == ["pyarrow"] and "pyarrow==18.1.0" not in plan.constraints
     assert any(spec.startswith("pyarrow>=") for spec in plan.install)
@@ -144,10 +144,10 @@ def test_an_imported_package_a_pin_cannot_use_is_upgraded_and_the_kernel_restart
 
 
 def test_the_platforms_ipywidgets_stays():
-    plan = plan_for("02", installed={**COLAB, "ipywidgets": "7.7.1"})
+    plan = plan_for("03", installed={**COLAB, "ipywidgets": "7.7.1"})
     assert "ipywidgets" not in names(plan.install) and "ipywidgets==7.7.1" in plan.constraints
     assert any("keep ipywidgets 7.7.1: the platform's widget frontend" in note for note in plan.notes)
-    assert f"ipywidgets=={PINS['ipywidgets']}" in plan_for("02", installed={}).install  # none there: the pin
+    assert f"ipywidgets=={PINS['ipywidgets']}" in plan_for("03", installed={}).install  # none there: the pin
 
 
 def test_restart_happens_once(tmp_path, monkeypatch):
@@ -204,9 +204,9 @@ def test_every_notebook_import_is_installed_by_its_lesson():
 
 def test_one_gpu_lessons_hide_the_second_gpu_before_cuda_starts():
     environ = {}
-    assert install["one_gpu"](SYLLABUS, "03", environ) and environ == {"CUDA_VISIBLE_DEVICES": "0"}
-    assert not install["one_gpu"](SYLLABUS, "15", {})  # the distributed lesson uses both of Kaggle's T4s
-    assert not install["one_gpu"](SYLLABUS, "03", {"CUDA_VISIBLE_DEVICES": "1"})  # the learner's choice stays
+    assert install["one_gpu"](SYLLABUS, "04", environ) and environ == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert not install["one_gpu"](SYLLABUS, "17", {})  # the distributed lesson uses both of Kaggle's T4s
+    assert not install["one_gpu"](SYLLABUS, "04", {"CUDA_VISIBLE_DEVICES": "1"})  # the learner's choice stays
     assert not install["one_gpu"](SYLLABUS, None, {})
 
 
@@ -216,7 +216,7 @@ def test_a_failed_clone_names_the_repo_and_what_to_switch_on(tmp_path, monkeypat
     from course import syllabus, sync
 
     syl = syllabus.load()
-    cell = sync.install_cell(syl, "02")
+    cell = sync.install_cell(syl, "03")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
     calls = []

@@ -7,12 +7,12 @@ from course import claims, syllabus
 from helpers.paths import REPO_ROOT
 
 
-def test_lesson_02_trains_the_model_the_later_lessons_start_from(metrics_of):
-    # tiny:sft is recipes.sft_model, cached and keyed by the recipe's source; lesson 02 writes the same recipe in its
-    # cells (the code the lesson is about stays visible). Lesson 03 scores the recipe's model on the same test rows
-    # with the same SEED: the two must be one model, or the recipe has drifted from lesson 02 (issue 23)
-    m02, m03 = metrics_of("02"), metrics_of("03")
-    assert (m02["accuracy_after"], m02["per_task_after"]) == (m03["full_accuracy"], m03["full_per_task"])
+def test_lesson_03_trains_the_model_the_later_lessons_start_from(metrics_of):
+    # tiny:sft is recipes.sft_model, cached and keyed by the recipe's source; lesson 03 writes the same recipe in its
+    # cells (the code the lesson is about stays visible). Lesson 04 scores the recipe's model on the same test rows
+    # with the same SEED: the two must be one model, or the recipe has drifted from lesson 03 (issue 23)
+    m03, m04 = metrics_of("03"), metrics_of("04")
+    assert (m03["accuracy_after"], m03["per_task_after"]) == (m04["full_accuracy"], m04["full_per_task"])
 
 
 def test_every_ready_lesson_has_claims_and_its_own_test_file():
@@ -45,10 +45,10 @@ def test_every_lesson_fits_in_a_small_machine(run):
 
 def test_exercises_show_not_tried_without_failing(run):
     _, run_dir = run
-    nb = json.loads((run_dir / "02_sft.ipynb").read_text())
+    nb = json.loads((run_dir / "03_sft.ipynb").read_text())
     outputs = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
                       for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
-    assert "02.masked_fraction: not tried yet" in outputs
+    assert "03.masked_fraction: not tried yet" in outputs
 
 
 def test_no_server_outlives_its_lesson(run):
@@ -57,7 +57,7 @@ def test_no_server_outlives_its_lesson(run):
     survivors = [p.info for p in psutil.process_iter(["pid", "cmdline"])
                  if any(name in " ".join(p.info["cmdline"] or []) for name in ("helpers.server", "llama_cpp.server",
                                                                                 "train_dist.py"))]
-    assert not survivors, f"lesson 14's servers or lesson 15's ranks left behind: {survivors}"
+    assert not survivors, f"lesson 16's servers or lesson 17's ranks left behind: {survivors}"
 
 
 def test_every_figure_is_shown_once(run):

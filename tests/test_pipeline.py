@@ -101,7 +101,7 @@ def test_mistakes_in_a_pipeline_are_named(tmp_path):
 
 
 def test_the_lessons_stages_chain_on_a_tiny_model_and_resume(tmp_path):
-    """SFT with LoRA (lesson 03) -> merge -> evaluate -> GGUF (lesson 12), each reading the previous artifact."""
+    """SFT with LoRA (lesson 04) -> merge -> evaluate -> GGUF (lesson 14), each reading the previous artifact."""
     from helpers import stages
 
     def chain():

@@ -40,7 +40,7 @@ def test_tolerances_grow_with_coarser_dtypes():
 
 
 def test_fp16_amp_needs_fp32_trainable_weights():
-    # The error lesson 02 hit on a T4: AMP's grad scaler refuses fp16 gradients. The same check runs on CPU.
+    # The error lesson 03 hit on a T4: AMP's grad scaler refuses fp16 gradients. The same check runs on CPU.
     def step(layer):
         scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
         opt = torch.optim.AdamW([p for p in layer.parameters() if p.requires_grad])

@@ -31,7 +31,7 @@ def test_every_ready_lesson_runs_its_t4_branch_on_cpu(stand_in_run):
     assert not failed, "\n".join(failed) + "\n" + (run_dir / "report.md").read_text()
     assert run["profile"] == "t4" and run["stand_ins"] is True
     assert all(records[n]["metrics"].get("profile") in ("t4", None) for n in ready)
-    assert records["02"]["metrics"]["steps"] == runner.STAND_IN_STEPS  # the profile's 300 SFT steps, capped
+    assert records["03"]["metrics"]["steps"] == runner.STAND_IN_STEPS  # the profile's 300 SFT steps, capped
 
 
 def test_a_stand_in_run_leaves_the_callers_environment_alone(stand_in_run):

@@ -1,4 +1,4 @@
-"""Lesson 02 · Supervised fine-tuning with TRL: `pytest tests/lessons/test_02.py` runs it alone."""
+"""Lesson 02 · Masked-LM and contrastive embeddings, retrieval and RAG: `pytest tests/lessons/test_02.py` runs it alone."""
 
 
 def test_claims(claims_failed):

@@ -1,4 +1,4 @@
-"""Lesson 03 · LoRA and QLoRA with PEFT and bitsandbytes: `pytest tests/lessons/test_03.py` runs it alone."""
+"""Lesson 03 · Supervised fine-tuning with TRL: `pytest tests/lessons/test_03.py` runs it alone."""
 
 
 def test_claims(claims_failed):

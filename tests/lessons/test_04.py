@@ -1,4 +1,4 @@
-"""Lesson 04 · Data curation: cleaning, dedup, decontamination: `pytest tests/lessons/test_04.py` runs it alone."""
+"""Lesson 04 · LoRA and QLoRA with PEFT and bitsandbytes: `pytest tests/lessons/test_04.py` runs it alone."""
 
 
 def test_claims(claims_failed):

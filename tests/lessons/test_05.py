@@ -1,4 +1,4 @@
-"""Lesson 05 · Knowledge distillation: teacher to student: `pytest tests/lessons/test_05.py` runs it alone."""
+"""Lesson 05 · Data curation: cleaning, dedup, decontamination: `pytest tests/lessons/test_05.py` runs it alone."""
 
 
 def test_claims(claims_failed):

@@ -1,4 +1,4 @@
-"""Lesson 06 · Reward models from preferences: `pytest tests/lessons/test_06.py` runs it alone."""
+"""Lesson 06 · Knowledge distillation: teacher to student: `pytest tests/lessons/test_06.py` runs it alone."""
 
 
 def test_claims(claims_failed):

@@ -1,4 +1,4 @@
-"""Lesson 07 · Direct preference optimization: `pytest tests/lessons/test_07.py` runs it alone."""
+"""Lesson 07 · Reward models from preferences: `pytest tests/lessons/test_07.py` runs it alone."""
 
 
 def test_claims(claims_failed):

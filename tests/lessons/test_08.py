@@ -1,4 +1,4 @@
-"""Lesson 08 · RLHF with PPO: `pytest tests/lessons/test_08.py` runs it alone."""
+"""Lesson 08 · Direct preference optimization: `pytest tests/lessons/test_08.py` runs it alone."""
 
 
 def test_claims(claims_failed):

@@ -1,4 +1,4 @@
-"""Lesson 09 · GRPO with verifiable rewards: `pytest tests/lessons/test_09.py` runs it alone."""
+"""Lesson 09 · RLHF with PPO: `pytest tests/lessons/test_09.py` runs it alone."""
 
 
 def test_claims(claims_failed):

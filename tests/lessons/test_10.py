@@ -1,4 +1,4 @@
-"""Lesson 10 · Evaluation: benchmarks, judges and pitfalls: `pytest tests/lessons/test_10.py` runs it alone."""
+"""Lesson 10 · GRPO with verifiable rewards: `pytest tests/lessons/test_10.py` runs it alone."""
 
 
 def test_claims(claims_failed):

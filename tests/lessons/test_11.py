@@ -1,4 +1,4 @@
-"""Lesson 11 · Decoding strategies and the KV cache: `pytest tests/lessons/test_11.py` runs it alone."""
+"""Lesson 11 · Chain-of-thought, self-consistency and reasoning RL: `pytest tests/lessons/test_11.py` runs it alone."""
 
 
 def test_claims(claims_failed):

@@ -1,4 +1,4 @@
-"""Lesson 12 · Quantization: int8, NF4, GGUF: `pytest tests/lessons/test_12.py` runs it alone."""
+"""Lesson 12 · Evaluation: benchmarks, judges and pitfalls: `pytest tests/lessons/test_12.py` runs it alone."""
 
 
 def test_claims(claims_failed):

@@ -1,4 +1,4 @@
-"""Lesson 13 · Speculative decoding: `pytest tests/lessons/test_13.py` runs it alone."""
+"""Lesson 13 · Decoding strategies and the KV cache: `pytest tests/lessons/test_13.py` runs it alone."""
 
 
 def test_claims(claims_failed):

@@ -1,4 +1,4 @@
-"""Lesson 14 · Serving: an OpenAI-compatible API: `pytest tests/lessons/test_14.py` runs it alone."""
+"""Lesson 14 · Quantization: int8, NF4, GGUF: `pytest tests/lessons/test_14.py` runs it alone."""
 
 
 def test_claims(claims_failed):

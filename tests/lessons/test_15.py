@@ -1,4 +1,4 @@
-"""Lesson 15 · Distributed training: DDP, FSDP, ZeRO: `pytest tests/lessons/test_15.py` runs it alone."""
+"""Lesson 15 · Speculative decoding: `pytest tests/lessons/test_15.py` runs it alone."""
 
 
 def test_claims(claims_failed):

@@ -1,4 +1,4 @@
-"""Lesson 16 · Pruning: sparse weights, smaller models, distillation to recover: `pytest tests/lessons/test_16.py` runs it alone."""
+"""Lesson 16 · Serving: an OpenAI-compatible API: `pytest tests/lessons/test_16.py` runs it alone."""
 
 
 def test_claims(claims_failed):

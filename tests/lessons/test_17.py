@@ -1,4 +1,4 @@
-"""Lesson 17 · Masked-LM and contrastive embeddings, retrieval and RAG: `pytest tests/lessons/test_17.py` runs it alone."""
+"""Lesson 17 · Distributed training: DDP, FSDP, ZeRO: `pytest tests/lessons/test_17.py` runs it alone."""
 
 
 def test_claims(claims_failed):

@@ -1,4 +1,4 @@
-"""Lesson 18 · Chain-of-thought, self-consistency and reasoning RL: `pytest tests/lessons/test_18.py` runs it alone."""
+"""Lesson 18 · Pruning: sparse weights, smaller models, distillation to recover: `pytest tests/lessons/test_18.py` runs it alone."""
 
 
 def test_claims(claims_failed):
