@@ -1,4 +1,5 @@
-"""The course runner: `python -m course list | run | report | check-env | gpu-check | matrix | sync | set-repo`."""
+"""The course runner: `python -m course list | run | parameters | chat | report | check-env | gpu-check | matrix | sync |
+set-repo | new`."""
 
 from __future__ import annotations
 
@@ -28,9 +29,16 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from course import config
+
     syl = syllabus.load()
-    run_dir = runner.run_path(syl, args.path, args.profile, args.only, args.out, runner.parse_params(args.param),
-                              jobs=args.jobs, optional=args.optional, stand_ins=args.stand_ins)
+    fields = config.load(args.config) if args.config else {}
+    fields.update({name: (value, "--param") for name, value in runner.parse_params(args.param).items()})
+    ready = [lesson for lesson in runner.select_lessons(syl, args.path, args.only, args.optional)
+             if lesson.status == "ready"]
+    run_dir = runner.run_path(syl, args.path, args.profile, args.only, args.out, jobs=args.jobs,
+                              optional=args.optional, stand_ins=args.stand_ins,
+                              lesson_params=config.check(fields, ready))
     report_path = report.write_report(run_dir)
     failed = [r for r in json.loads((run_dir / "run.json").read_text())["lessons"]
               if r["status"] == "failed"]
@@ -39,6 +47,26 @@ def cmd_run(args) -> int:
         print(f"FAILED: {', '.join(r['stem'] for r in failed)} (see the report)", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_parameters(args) -> int:
+    from course import config
+
+    lessons = syllabus.load().lessons
+    for number in args.numbers:
+        if number not in lessons:
+            raise SystemExit(f"no lesson {number!r}; see `python -m course list`")
+        print(f"{lessons[number].stem} (the fields a --config file can set for it):")
+        for name, comment in config.lesson_parameters(lessons[number]).items():
+            print(f"  {name:22} {comment}")
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from course import chat
+
+    return chat.main(args.model, prompt=args.prompt, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
+                     seed=args.seed)
 
 
 def cmd_report(args) -> int:
@@ -129,13 +157,25 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--profile", default="tiny", choices=["tiny", "t4", "auto"])
     run.add_argument("--only", nargs="+", metavar="NN", help="run only these lesson numbers")
     run.add_argument("--out", type=Path, help="folder for run outputs (default: runs/)")
+    run.add_argument("--config", type=Path, metavar="FILE",
+                     help="YAML file of notebook parameters (NAME: value), checked against the lessons' parameters")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                     help="extra notebook parameter, repeatable (VALUE as JSON when it parses)")
+                     help="notebook parameter, repeatable (VALUE as JSON when it parses); wins over --config")
     run.add_argument("--jobs", type=int, default=1, help="notebooks at once (each kernel gets one torch thread)")
     run.add_argument("--optional", action="store_true", help="also run the path's optional lessons")
     run.add_argument("--stand-ins", action="store_true",
                      help="t4 profile on CPU: small random-weight models under the Hub ids, step counts capped")
     run.set_defaults(func=cmd_run)
+    par = sub.add_parser("parameters", help="a lesson's parameters and what each does (a --config file's fields)")
+    par.add_argument("numbers", nargs="+", metavar="NN")
+    par.set_defaults(func=cmd_parameters)
+    cht = sub.add_parser("chat", help="chat with a model the course produced (a checkpoint, a run folder or an id)")
+    cht.add_argument("model", help="checkpoint folder, run folder (its newest checkpoint), or id such as tiny:sft")
+    cht.add_argument("--prompt", help="answer this one message and exit (for scripts)")
+    cht.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); above 0: sampled")
+    cht.add_argument("--max-new-tokens", type=int, default=64, help="longest reply")
+    cht.add_argument("--seed", type=int, default=0, help="seeds the sampling (the same replies every session)")
+    cht.set_defaults(func=cmd_chat)
     rep = sub.add_parser("report", help="Markdown report of a run folder")
     rep.add_argument("run_dir", type=Path)
     rep.set_defaults(func=cmd_report)

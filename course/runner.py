@@ -151,7 +151,7 @@ def _execute(lesson: Lesson, run_dir: Path, parameters: dict) -> dict:
 
 def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None = None,
              out_root: Path | None = None, params: dict | None = None, jobs: int = 1,
-             optional: bool = False, stand_ins: bool = False) -> Path:
+             optional: bool = False, stand_ins: bool = False, lesson_params: dict[str, dict] | None = None) -> Path:
     """Run the ready lessons of ``path`` (optionally ``only`` some numbers); returns the run folder.
 
     Each notebook is executed into ``<run>/<NN_slug>.ipynb``; it writes ``<NN_slug>.metrics.json`` beside
@@ -161,18 +161,28 @@ def run_path(syllabus: Syllabus, path: str, profile: str, only: list[str] | None
     ``stand_ins`` (profile ``t4`` only): the Hub models are small random-weight models of their architecture in an
     offline Hugging Face cache under their Hub ids (``helpers.standins``) and every step count is capped
     (``Profile.capped``), so the t4 branch of every lesson runs on a CPU in seconds.
+
+    ``params`` go to every lesson; ``lesson_params`` (``{stem: {NAME: value}}``, ``course.config.check``) to one
+    lesson each, over ``params``.
     """
     with _environ(_stand_in_variables(profile) if stand_ins else {}):
-        return _run(syllabus, path, profile, only, out_root, params, jobs, optional, stand_ins)
+        return _run(syllabus, path, profile, only, out_root, params, jobs, optional, stand_ins, lesson_params)
 
 
-def _run(syllabus, path, profile, only, out_root, params, jobs, optional, stand_ins) -> Path:
+def select_lessons(syllabus: Syllabus, path: str, only: list[str] | None = None, optional: bool = False) -> list[Lesson]:
+    """The lessons of ``path`` (and its optional ones), only the numbers ``only`` when given."""
     lessons = syllabus.path_lessons(path, optional)
     if only:
         unknown = [n for n in only if n not in {lesson.number for lesson in lessons}]
         if unknown:
             raise SystemExit(f"--only {' '.join(unknown)}: not in path {path!r}")
         lessons = [lesson for lesson in lessons if lesson.number in only]
+    return lessons
+
+
+def _run(syllabus, path, profile, only, out_root, params, jobs, optional, stand_ins, lesson_params) -> Path:
+    lessons = select_lessons(syllabus, path, only, optional)
+    lesson_params = lesson_params or {}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = (out_root or REPO_ROOT / "runs") / f"{path}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -181,7 +191,12 @@ def _run(syllabus, path, profile, only, out_root, params, jobs, optional, stand_
           f"output {run_dir}", flush=True)
     start_all = time.perf_counter()
     parameters = {"PROFILE": profile, **(params or {})}
-    prepared = prepare_in_child(profile, ready, int(parameters.get("SEED", 0))) if ready else {}
+    seeds = [p["SEED"] for p in lesson_params.values() if p.get("SEED") is not None]
+    prepared = prepare_in_child(profile, ready, int(parameters.get("SEED", seeds[0] if seeds else 0))) if ready else {}
+
+    def parameters_of(lesson: Lesson) -> dict:
+        return {**parameters, **lesson_params.get(lesson.stem, {})}
+
     records = {}
     for lesson in lessons:
         if lesson.status != "ready":
@@ -199,19 +214,19 @@ def _run(syllabus, path, profile, only, out_root, params, jobs, optional, stand_
     if jobs <= 1:
         for lesson in ready:
             print(f"  {lesson.stem} ...", flush=True)
-            report(execute_lesson(lesson, run_dir, parameters))
+            report(execute_lesson(lesson, run_dir, parameters_of(lesson)))
     else:
         # spawn, not fork: forking a process that has imported torch (and its threads) is unsafe
         # the longest lessons first (the syllabus' CPU estimate), so a long one does not start last
         longest_first = sorted((lesson for lesson in ready if not lesson.alone), key=lambda lesson: -lesson.minutes_cpu)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(execute_lesson, lesson, run_dir, parameters, 1) for lesson in longest_first]
+            futures = [pool.submit(execute_lesson, lesson, run_dir, parameters_of(lesson), 1) for lesson in longest_first]
             for future in as_completed(futures):
                 report(future.result())
         # lessons whose claims are speed ratios, one at a time after the others (one thread, as in the pool)
         for lesson in (lesson for lesson in ready if lesson.alone):
             print(f"  {lesson.stem} (alone) ...", flush=True)
-            report(execute_lesson(lesson, run_dir, parameters, 1))
+            report(execute_lesson(lesson, run_dir, parameters_of(lesson), 1))
     summary = {"path": path, "profile": profile, "stand_ins": stand_ins, "started": stamp, "jobs": jobs,
                "prepare_seconds": prepared,
                "lessons": [records[lesson.number] for lesson in lessons],
