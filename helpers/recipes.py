@@ -77,8 +77,9 @@ def _entry(kind: str, model_id: str, *parts, functions: tuple = (), split: str =
     return cache_dir() / f"{kind}-{model_id.replace('/', '--').replace(':', '-')}-{key}"
 
 
-def _preference_pairs(seed: int):
-    """The shipped preference training pairs as a shuffled ``Dataset`` (prompt, chosen, rejected)."""
+def preference_pairs(seed: int):
+    """The shipped preference training pairs as a shuffled ``Dataset`` (prompt, chosen, rejected): the reward model's
+    and DPO's training data. Introduced in 07_reward_model.ipynb."""
     from datasets import Dataset
 
     from helpers import data
@@ -160,7 +161,7 @@ def reward_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progr
 
     seed = shared_seed() if seed is None else seed
     folder = _entry("rm", sft_model_id, cfg.rm_steps, cfg.rm_lr, cfg.batch_size, cfg.seq_len, seed,
-                    functions=(reward_model, _preference_pairs), split="preference")
+                    functions=(reward_model, preference_pairs), split="preference")
     if (folder / "build.json").exists():
         return folder
     start = time.perf_counter()
@@ -176,10 +177,24 @@ def reward_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progr
                         logging_steps=max(1, cfg.rm_steps // 30), save_strategy="no", seed=seed, report_to="none",
                         activation_checkpointing=False, disable_tqdm=not progress, **prec.trainer_args)
     environment.set_seed(seed)
-    trainer = RewardTrainer(model=model, args=args, train_dataset=_preference_pairs(seed), processing_class=tok)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=preference_pairs(seed), processing_class=tok)
     trainer.train()
     return _save_trained(folder, trainer, tok, start, sft_model=sft_model_id, steps=cfg.rm_steps, lr=cfg.rm_lr,
                          seed=seed, precision=prec.name)
+
+
+def dpo_args(output_dir: str, cfg: Profile, steps: int, lr: float, beta: float, precision, seed: int = 0,
+             nll_weight: float = 1.0, **overrides):
+    """The ``DPOConfig`` of lesson 08's recipe: DPO's sigmoid loss plus ``nll_weight`` times the chosen reply's NLL,
+    cosine schedule, the profile's batch and length. Introduced in 08_dpo.ipynb (for the recipe and the capstones'
+    stage)."""
+    from trl import DPOConfig
+
+    return DPOConfig(output_dir=output_dir, max_steps=steps, learning_rate=lr, beta=beta,
+                     per_device_train_batch_size=cfg.batch_size, max_length=cfg.seq_len, lr_scheduler_type="cosine",
+                     warmup_steps=10, logging_steps=max(1, steps // 20), save_strategy="no", seed=seed,
+                     report_to="none", loss_type=["sigmoid", "sft"], loss_weights=[1.0, nll_weight],
+                     activation_checkpointing=False, **precision.trainer_args, **overrides)
 
 
 def dpo_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progress: bool = True) -> Path:
@@ -191,27 +206,23 @@ def dpo_model(sft_model_id: str, cfg: Profile, seed: int | None = None, progress
     base and SFT models; ``seed`` None: the course seed. Introduced in 12_evaluation.ipynb.
     """
     from peft import LoraConfig
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOTrainer
 
     from helpers import environment, precision
 
     seed = shared_seed() if seed is None else seed
     folder = _entry("dpo", sft_model_id, cfg.dpo_steps, cfg.dpo_lr, cfg.dpo_beta, cfg.batch_size, cfg.seq_len,
-                    seed, functions=(dpo_model, _preference_pairs), split="preference")
+                    seed, functions=(dpo_model, dpo_args, preference_pairs), split="preference")
     if (folder / "build.json").exists():
         return folder
     start = time.perf_counter()
     prec = precision.choose(environment.pick_device(verbose=False))
     model, tok = load_model(sft_model_id, dtype=prec.load_dtype)
-    args = DPOConfig(output_dir=tempfile.mkdtemp(prefix="course-dpo-"), max_steps=cfg.dpo_steps,
-                     learning_rate=cfg.dpo_lr, beta=cfg.dpo_beta, per_device_train_batch_size=cfg.batch_size,
-                     max_length=cfg.seq_len, lr_scheduler_type="cosine", warmup_steps=10,
-                     logging_steps=max(1, cfg.dpo_steps // 20), save_strategy="no", seed=seed, report_to="none",
-                     loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0], activation_checkpointing=False,
-                     disable_tqdm=not progress, **prec.trainer_args)
+    args = dpo_args(tempfile.mkdtemp(prefix="course-dpo-"), cfg, cfg.dpo_steps, cfg.dpo_lr, cfg.dpo_beta, prec, seed,
+                    disable_tqdm=not progress)
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM", target_modules="all-linear")
     environment.set_seed(seed)
-    trainer = DPOTrainer(model=model, args=args, train_dataset=_preference_pairs(seed), processing_class=tok,
+    trainer = DPOTrainer(model=model, args=args, train_dataset=preference_pairs(seed), processing_class=tok,
                          peft_config=lora)
     trainer.train()
     trainer.model = trainer.model.merge_and_unload()

@@ -1,12 +1,15 @@
 """Pipeline stages built from the lessons' recipes, for ``helpers.pipeline``: each writes its artifact under its own
 folder and reads the previous stage's from disk. The capstones chain them (issue 25); each is a lesson's technique,
-not a copy of its code: SFT with a LoRA adapter is lesson 04's (``recipes.sft_args``), merging lesson 04's and 07's
-``merge_and_unload``, the GGUF export lesson 14's converter, the score lesson 03's exact match.
+not a copy of its code: SFT with a LoRA adapter is lesson 04's (``recipes.sft_args``), DPO lesson 08's
+(``recipes.dpo_args``), merging lesson 04's and 08's ``merge_and_unload``, the GGUF export lesson 14's converter, the
+score lesson 03's exact match.
 
     pipe = Pipeline(run_folder)
     pipe.run("sft", stages.sft, base_model="tiny:base", steps=300, lr=3e-3)
     pipe.run("merge", stages.merge, needs=("sft",))
-    pipe.run("evaluate", stages.evaluate, needs=("merge",), rows=250)
+    pipe.run("dpo", stages.dpo, needs=("merge",), steps=100, lr=2e-3)
+    pipe.run("merge_dpo", stages.merge, needs=("dpo",), stage="dpo")
+    pipe.run("evaluate", stages.evaluate, needs=("merge", "merge_dpo"), rows=250)
 
 Every stage that makes a model saves it (with its tokenizer) in ``<stage folder>/model``; ``model_dir(inputs)``
 finds the one a stage reads.
@@ -38,6 +41,14 @@ def _rows(split: str, limit: int | None = None) -> list[dict]:
     from helpers import data
 
     return data.load_split("sft", split)[:limit]
+
+
+def _per_task(rows: list[dict], limit: int | None) -> list[dict]:
+    """The first rows of each task, ``limit`` in all and as many of each (every row when None)."""
+    if limit is None:
+        return rows
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    return [r for t in tasks for r in [x for x in rows if x["task"] == t][:max(1, limit // len(tasks))]]
 
 
 def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
@@ -104,6 +115,53 @@ def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> d
     with torch.no_grad():
         diff = (reloaded(**probe).logits.float() - adapter_logits).abs().max().item()
     return {"max_logit_diff": diff, "logit_tolerance": prec.logits_rtol * adapter_logits.abs().max().item()}
+
+
+def dpo(out: Path, inputs: dict, steps: int, lr: float, beta: float = 0.1, nll_weight: float = 1.0, lora_r: int = 16,
+        seed: int = 0, profile: str = "tiny", eval_rows: int | None = None) -> dict:
+    """Lesson 08's DPO (``recipes.dpo_args``: DPO plus ``nll_weight`` times the chosen reply's NLL) with a LoRA
+    adapter on the input stage's model, on the shipped preference pairs. Saves the adapter (and the tokenizer) in
+    ``out/adapter``, which ``merge(stage="dpo")`` merges; returns, on the held-out pairs' prompts (``eval_rows`` of
+    them, as many of each task; all when None), the hallucination rate (unknown countries not declined) and the
+    accuracy on the other tasks, before and after."""
+    from peft import LoraConfig
+    from trl import DPOTrainer
+
+    from helpers import alignment, data, environment, precision, recipes
+    from helpers.evaluation import task_accuracy
+    from helpers.profiles import get_profile
+
+    source = str(model_dir(inputs))
+    device = environment.pick_device(verbose=False)
+    cfg, prec = get_profile(profile), precision.choose(device)
+    model, tok = recipes.load_model(source, dtype=prec.load_dtype)
+    model.to(device)
+    test = _per_task(alignment.as_sft_rows(data.load_split("preference", "test")), eval_rows)
+
+    def measure(policy) -> dict:
+        acc = task_accuracy(policy, tok, test)
+        known = {t: a for t, a in acc["per_task"].items() if t != "unknown"}
+        return {"hallucination": alignment.hallucination_rate(acc["replies"], test), "per_task": known,
+                "accuracy": sum(known.values()) / len(known)}
+
+    before = measure(model)
+    args = recipes.dpo_args(str(out / "trainer"), cfg, steps, lr, beta, prec, seed, nll_weight=nll_weight,
+                            disable_tqdm=True)
+    lora = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
+                      target_modules="all-linear")
+    environment.set_seed(seed)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=recipes.preference_pairs(seed), processing_class=tok,
+                         peft_config=lora)
+    trainer.train()
+    trainer.model.save_pretrained(out / "adapter")
+    tok.save_pretrained(out / "adapter")
+    (out / "adapter" / "base.json").write_text(json.dumps({"base_model": source}))
+    after = measure(trainer.model)
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return {"base_model": source, "hallucination_before": before["hallucination"],
+            "hallucination_after": after["hallucination"], "accuracy_before": before["accuracy"],
+            "accuracy_after": after["accuracy"], "per_task_after": after["per_task"], "loss_first": losses[0],
+            "loss_last": losses[-1], "steps": steps}
 
 
 def evaluate(out: Path, inputs: dict, rows: int = 250) -> dict:

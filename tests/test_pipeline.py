@@ -101,14 +101,17 @@ def test_mistakes_in_a_pipeline_are_named(tmp_path):
 
 
 def test_the_lessons_stages_chain_on_a_tiny_model_and_resume(tmp_path):
-    """SFT with LoRA (lesson 04) -> merge -> evaluate -> GGUF (lesson 14), each reading the previous artifact."""
+    """SFT with LoRA (lesson 04) -> merge -> DPO (lesson 08) -> merge -> evaluate -> GGUF (lesson 14), each reading
+    the previous artifact."""
     from helpers import stages
 
     def chain():
         pipe = Pipeline(tmp_path, verbose=False)
         metrics = {"sft": pipe.run("sft", stages.sft, base_model="tiny:base", steps=40, lr=3e-3, eval_rows=64),
                    "merge": pipe.run("merge", stages.merge, needs=("sft",)),
-                   "evaluate": pipe.run("evaluate", stages.evaluate, needs=("merge",), rows=64),
+                   "dpo": pipe.run("dpo", stages.dpo, needs=("merge",), steps=30, lr=2e-3, eval_rows=64),
+                   "merge_dpo": pipe.run("merge_dpo", stages.merge, needs=("dpo",), stage="dpo"),
+                   "evaluate": pipe.run("evaluate", stages.evaluate, needs=("merge", "merge_dpo"), rows=64),
                    "gguf": pipe.run("gguf", stages.gguf, needs=("merge",))}
         return pipe, metrics
 
@@ -117,8 +120,14 @@ def test_the_lessons_stages_chain_on_a_tiny_model_and_resume(tmp_path):
     assert (tmp_path / "00_sft" / "adapter" / "adapter_config.json").exists()
     assert first["merge"]["max_logit_diff"] < first["merge"]["logit_tolerance"], "merged = adapter"
     assert abs(first["evaluate"]["merge"]["accuracy"] - first["sft"]["accuracy_after"]) <= 1 / 64
+    assert first["dpo"]["base_model"] == str(tmp_path / "01_merge" / "model"), "DPO read the merged SFT model"
+    assert first["dpo"]["loss_last"] < first["dpo"]["loss_first"]
+    assert {"hallucination_before", "hallucination_after", "accuracy_before", "accuracy_after"} <= set(first["dpo"])
+    assert first["merge_dpo"]["max_logit_diff"] < first["merge_dpo"]["logit_tolerance"], "merged = DPO adapter"
+    assert set(first["evaluate"]) == {"merge", "merge_dpo"}
     assert first["gguf"]["size_ratio"] > 3, "8-bit GGUF against fp32 safetensors"
     assert stages.model_dir({"merge": pipe.folder("merge")}) == tmp_path / "01_merge" / "model"
+    assert (tmp_path / "02_dpo" / "adapter" / "adapter_config.json").exists()
     with pytest.raises(ValueError, match="exactly one input stage with a model"):
         stages.model_dir({"sft": pipe.folder("sft")})
     again, second = chain()
