@@ -52,12 +52,16 @@ def _per_task(rows: list[dict], limit: int | None) -> list[dict]:
 
 
 def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
-        profile: str = "tiny", eval_rows: int = 64) -> dict:
+        profile: str = "tiny", eval_rows: int = 64, load_in_8bit: bool = False) -> dict:
     """LoRA SFT of ``base_model`` (any id ``recipes.load_model`` knows, or an input stage's model) on the course's
     SFT training rows: lesson 04's adapter on every linear layer, lesson 03's config. Saves the adapter (and the
-    tokenizer) in ``out/adapter``; returns held-out exact match before and after on ``eval_rows`` test rows."""
+    tokenizer) in ``out/adapter``; returns held-out exact match before and after on ``eval_rows`` test rows and the
+    base's memory footprint. ``load_in_8bit``: the base is held in 8 bits (bitsandbytes LLM.int8, lesson 14's int8)
+    while the adapter trains in full precision, as lesson 04's QLoRA does in 4 bits; ``merge`` merges the adapter
+    into the full-precision base."""
     from datasets import Dataset
-    from peft import LoraConfig
+    from peft import LoraConfig, prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
     from trl import SFTTrainer
 
     from helpers import environment, precision, recipes
@@ -67,8 +71,13 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
     source = str(model_dir(inputs)) if inputs else base_model
     device = environment.pick_device(verbose=False)
     cfg, prec = get_profile(profile), precision.choose(device)
-    model, tok = recipes.load_model(source, dtype=prec.load_dtype)
-    model.to(device)  # scored before training on the device the trainer uses
+    quantized = {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)} if load_in_8bit else {}
+    model, tok = recipes.load_model(source, dtype=prec.load_dtype, **quantized)
+    if load_in_8bit:  # bitsandbytes placed it; norms and head kept in full precision for training
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    else:
+        model.to(device)  # scored before training on the device the trainer uses
+    footprint = model.get_memory_footprint()
     test = _rows("test", eval_rows)
     before = task_accuracy(model, tok, test)["accuracy"]
     train = Dataset.from_list([{"messages": r["messages"]} for r in _rows("train")])
@@ -84,7 +93,7 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
     after = task_accuracy(trainer.model, tok, test)["accuracy"]
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return {"base_model": source, "accuracy_before": before, "accuracy_after": after, "loss_first": losses[0],
-            "loss_last": losses[-1], "steps": steps}
+            "loss_last": losses[-1], "steps": steps, "base_8bit": load_in_8bit, "base_footprint_mb": footprint / 1e6}
 
 
 def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> dict:

@@ -132,3 +132,17 @@ def test_the_lessons_stages_chain_on_a_tiny_model_and_resume(tmp_path):
         stages.model_dir({"sft": pipe.folder("sft")})
     again, second = chain()
     assert all(done["skipped"] for done in again.results.values()) and second == first
+
+
+def test_sft_on_an_8_bit_base_trains_and_merges_into_the_full_precision_base(tmp_path):
+    """The post-training capstone's SFT: LoRA on a bitsandbytes LLM.int8 base, merged into the fp32 base."""
+    from helpers import stages
+
+    pipe = Pipeline(tmp_path, verbose=False)
+    sft = pipe.run("sft", stages.sft, base_model="tiny:base", steps=40, lr=3e-3, eval_rows=64, load_in_8bit=True)
+    merged = pipe.run("merge", stages.merge, needs=("sft",))
+    full = stages.sft(tmp_path / "full", {}, base_model="tiny:base", steps=1, lr=3e-3, eval_rows=8)
+    assert sft["base_8bit"] and sft["base_footprint_mb"] < full["base_footprint_mb"], "linear layers in 1 byte"
+    assert sft["loss_last"] < sft["loss_first"] / 3 and sft["accuracy_after"] > sft["accuracy_before"]
+    assert merged["max_logit_diff"] < merged["logit_tolerance"], "the adapter merged into the fp32 base"
+
