@@ -46,21 +46,13 @@ class Chat:
         self.messages = []
 
     def say(self, text: str) -> str:
-        import torch
-
-        from helpers.evaluation import stop_token_ids
+        from helpers.evaluation import generate
 
         self.messages.append({"role": "user", "content": text})
-        enc = self.tokenizer.apply_chat_template(self.messages, add_generation_prompt=True, return_tensors="pt",
-                                                 return_dict=True).to(self.model.device)
-        sampling = {"do_sample": True, "temperature": self.temperature, "top_k": 0} if self.temperature > 0 else {
-            "do_sample": False}
+        sampling = {"do_sample": True, "temperature": self.temperature, "top_k": 0} if self.temperature > 0 else {}
         streamer = None if self.stream is None else _streamer(self.tokenizer, self.stream)
-        with torch.no_grad():
-            out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, streamer=streamer,
-                                      eos_token_id=stop_token_ids(self.tokenizer),
-                                      pad_token_id=self.tokenizer.pad_token_id, **sampling)
-        reply = self.tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        (reply,) = generate(self.model, self.tokenizer, [self.messages], self.max_new_tokens, batch_size=1,
+                            streamer=streamer, **sampling)  # the course's generation: template, stop tokens
         self.messages.append({"role": "assistant", "content": reply})
         return reply
 

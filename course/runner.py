@@ -191,11 +191,12 @@ def _run(syllabus, path, profile, only, out_root, params, jobs, optional, stand_
           f"output {run_dir}", flush=True)
     start_all = time.perf_counter()
     parameters = {"PROFILE": profile, **(params or {})}
-    seeds = [p["SEED"] for p in lesson_params.values() if p.get("SEED") is not None]
-    prepared = prepare_in_child(profile, ready, int(parameters.get("SEED", seeds[0] if seeds else 0))) if ready else {}
 
     def parameters_of(lesson: Lesson) -> dict:
         return {**parameters, **lesson_params.get(lesson.stem, {})}
+
+    # the shared models are built with the SEED the lessons get (their setup cell makes it the course seed)
+    prepared = prepare_in_child(profile, ready, int(parameters_of(ready[0]).get("SEED", 0))) if ready else {}
 
     records = {}
     for lesson in lessons:

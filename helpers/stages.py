@@ -51,6 +51,20 @@ def _per_task(rows: list[dict], limit: int | None) -> list[dict]:
     return [r for t in tasks for r in [x for x in rows if x["task"] == t][:max(1, limit // len(tasks))]]
 
 
+def _lora(r: int):
+    """Lesson 04's adapter: rank ``r`` on every linear layer, alpha 2r, no dropout."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, task_type="CAUSAL_LM", target_modules="all-linear")
+
+
+def _save_adapter(out: Path, model, tok, base_model: str) -> None:
+    """A trained adapter, its tokenizer and the base it was trained on, in ``out/adapter`` (what ``merge`` reads)."""
+    model.save_pretrained(out / "adapter")
+    tok.save_pretrained(out / "adapter")
+    (out / "adapter" / "base.json").write_text(json.dumps({"base_model": base_model}))
+
+
 def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
         profile: str = "tiny", eval_rows: int = 64, load_in_8bit: bool = False) -> dict:
     """LoRA SFT of ``base_model`` (any id ``recipes.load_model`` knows, or an input stage's model) on the course's
@@ -60,7 +74,7 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
     while the adapter trains in full precision, as lesson 04's QLoRA does in 4 bits; ``merge`` merges the adapter
     into the full-precision base."""
     from datasets import Dataset
-    from peft import LoraConfig, prepare_model_for_kbit_training
+    from peft import prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
     from trl import SFTTrainer
 
@@ -82,14 +96,10 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
     before = task_accuracy(model, tok, test)["accuracy"]
     train = Dataset.from_list([{"messages": r["messages"]} for r in _rows("train")])
     args = recipes.sft_args(str(out / "trainer"), cfg, steps, lr, prec, seed, disable_tqdm=True)
-    lora = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
-                      target_modules="all-linear")
     environment.set_seed(seed)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=lora)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=_lora(lora_r))
     trainer.train()
-    trainer.model.save_pretrained(out / "adapter")
-    tok.save_pretrained(out / "adapter")
-    (out / "adapter" / "base.json").write_text(json.dumps({"base_model": source}))
+    _save_adapter(out, trainer.model, tok, source)
     after = task_accuracy(trainer.model, tok, test)["accuracy"]
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return {"base_model": source, "accuracy_before": before, "accuracy_after": after, "loss_first": losses[0],
@@ -133,7 +143,6 @@ def dpo(out: Path, inputs: dict, steps: int, lr: float, beta: float = 0.1, nll_w
     ``out/adapter``, which ``merge(stage="dpo")`` merges; returns, on the held-out pairs' prompts (``eval_rows`` of
     them, as many of each task; all when None), the hallucination rate (unknown countries not declined) and the
     accuracy on the other tasks, before and after."""
-    from peft import LoraConfig
     from trl import DPOTrainer
 
     from helpers import alignment, data, environment, precision, recipes
@@ -156,15 +165,11 @@ def dpo(out: Path, inputs: dict, steps: int, lr: float, beta: float = 0.1, nll_w
     before = measure(model)
     args = recipes.dpo_args(str(out / "trainer"), cfg, steps, lr, beta, prec, seed, nll_weight=nll_weight,
                             disable_tqdm=True)
-    lora = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
-                      target_modules="all-linear")
     environment.set_seed(seed)
     trainer = DPOTrainer(model=model, args=args, train_dataset=recipes.preference_pairs(seed), processing_class=tok,
-                         peft_config=lora)
+                         peft_config=_lora(lora_r))
     trainer.train()
-    trainer.model.save_pretrained(out / "adapter")
-    tok.save_pretrained(out / "adapter")
-    (out / "adapter" / "base.json").write_text(json.dumps({"base_model": source}))
+    _save_adapter(out, trainer.model, tok, source)
     after = measure(trainer.model)
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return {"base_model": source, "hallucination_before": before["hallucination"],
