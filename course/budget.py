@@ -77,6 +77,11 @@ PHASES: dict[str, list[dict]] = {
     # t4's reasoning_rl_accumulation = 4 passes of 16
     "11": [{"gpu": [("reasoning_model", "fp32", {}), ("reasoning_model", "train", {})]},
            {"gpu": [("reasoning_model", "train", {"tokens": 16 * (CHAT_ROW_TOKENS + 40), "logit_tokens": 16 * 40})]}],
+    # one stage at a time: SFT's adapter on the base (8-bit there: counted as lora, an upper bound), DPO's on the
+    # merged SFT model, then a served copy (another process, the same GPU) beside nothing the notebook still holds
+    "19": [{"gpu": [("base_model", "lora", {})]},
+           {"gpu": [("base_model", "lora", {"pairs": True})]},
+           {"gpu": [("base_model", "fp16", {})]}],
 }
 
 

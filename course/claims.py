@@ -486,6 +486,45 @@ def lesson_18(m, c: Claims):
     c.lt("recovered / pruned perplexity", m["recovered"]["perplexity"] / m["pruned"]["perplexity"], 1)
 
 
+def lesson_19(m, c: Claims):
+    models, sft, dpo, served = m["evaluation"]["models"], m["sft"], m["dpo"], m["serve"]
+    base, tuned, aligned = models["base"], models["merge_sft"], models["merge_dpo"]
+    c.eq("precision", m["precision"], "fp32")
+    for kind, cur in m["curate"].items():
+        for problem, share in cur["caught"].items():
+            c.eq(f"curate {kind}: planted {problem} rows removed", share, 1.0)
+        c.eq(f"curate {kind}: escaped prompts repaired", cur["repaired"], 1.0)
+        c.true(f"curate {kind}: rows nothing was planted in are removed only as duplicates",
+               set(cur["unplanted_removed"]) <= {"duplicate"})
+    c.true("SFT trained on the 8-bit base", sft["base_8bit"])
+    c.lt("SFT loss last / first", sft["loss_last"] / sft["loss_first"], 0.3)
+    c.ge("SFT - base: held-out task accuracy", tuned["accuracy"] - base["accuracy"], 0.4, "SFT beats base")
+    c.ge("SFT vs base: per-prompt win rate", m["evaluation"]["win_rates"]["merge_sft vs base"]["win_rate"], 0.6)
+    c.le("DPO - SFT: hallucination rate", aligned["hallucination"] - tuned["hallucination"], -0.5)
+    c.ge("DPO - SFT: held-out task accuracy (kept)", aligned["accuracy"] - tuned["accuracy"], -0.05)
+    c.gt("DPO vs SFT: lower bound of the exact-match difference",
+         m["evaluation"]["win_rates"]["merge_dpo vs merge_sft"]["difference_ci"][1], 0)
+    for stage in ("merge_sft", "merge_dpo"):
+        c.lt(f"{stage}: largest logit difference / tolerance", m[stage]["max_logit_diff"] / m[stage]["logit_tolerance"], 1)
+    c.eq("evaluate: in-process accuracy of the merged DPO model = the DPO stage's", aligned["accuracy"], dpo["accuracy_after"])
+    for name, scores in models.items():
+        c.eq(f"lm-eval and the course agree on every prompt ({name})", scores["harness"]["same_verdicts"],
+             m["evaluation"]["rows"])
+    c.ge("DPO: lm-eval choice of the chosen reply (log-likelihood, 2 choices)", aligned["harness"]["choice_accuracy"],
+         0.9, "DPO trains exactly this preference")
+    c.ge("GGUF q8_0: fp32 / GGUF size", m["gguf"]["q8_0"]["size_ratio"], 3)
+    c.gt("GGUF Q4_K_M smaller than q8_0", m["gguf"]["q8_0"]["mb"] / m["gguf"]["Q4_K_M"]["mb"], 1.2)
+    for engine, s in served.items():
+        exact = engine in ("transformers", "vllm")
+        c.ge(f"{engine}: served - in-process task accuracy", m["served_minus_in_process"][engine], 0 if exact else -0.1)
+        c.le(f"{engine}: served - in-process task accuracy (upper)", m["served_minus_in_process"][engine], 0 if exact else 0.1)
+        c.eq(f"{engine}: status without the key", s["no_key_status"], 401)
+        c.eq(f"{engine}: status with a wrong key", s["wrong_key_status"], 401)
+        c.true(f"{engine}: nothing left running", not s["left_running"])
+    c.eq("resume: stages skipped", m["resume_skipped"], m["resume_stages"])
+    c.true("resume: results identical", m["resume_identical"])
+
+
 # Metrics whose spread over a seeds × kernel-sets matrix is itself a claim (``python -m course matrix``): the
 # largest max - min allowed. Lesson 03's held-out accuracy is the quality every later lesson's SFT model starts from.
 SPREADS = {("03", "accuracy_after"): 0.06}

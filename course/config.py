@@ -20,6 +20,8 @@ from pathlib import Path
 from course.syllabus import Lesson
 from helpers.paths import NOTEBOOKS_DIR
 
+CONFIGS_DIR = Path(__file__).parent / "configs"  # example run configs (the capstones'), ready for --config
+
 
 class ConfigError(SystemExit):
     """A config the run cannot use: the message names the file, line and field."""

@@ -72,3 +72,125 @@ def data_card(source: str, stages: list[tuple[str, int, dict[str, int]]], kept: 
     text = "\n".join(lines) + "\n"
     Path(out_path).write_text(text, encoding="utf-8")
     return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Chat sets (the post-training capstone, 19_capstone_post_training.ipynb): lesson 05's steps on SFT rows and
+# preference pairs instead of documents.
+# ---------------------------------------------------------------------------------------------
+CHAT_PROBLEMS = ("contaminated", "escaped", "empty", "tie")  # what raw_chat_sets plants
+
+
+def _prompt(row: dict) -> list[dict]:
+    return row["messages"][:-1] if "messages" in row else row["prompt"]
+
+
+def _reply(row: dict) -> str:
+    return (row["messages"] if "messages" in row else row["chosen"])[-1]["content"]
+
+
+def raw_chat_sets(seed: int = 0, per_kind: int = 30) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """The shipped SFT and preference training sets as a scraped copy would hold them, and what was planted in
+    them: ``({"sft": rows, "preference": pairs}, {row id: {"kind", "intended"?}})``. Every row gets an ``id``.
+    Planted, ``per_kind`` rows of each kind in each set: ``contaminated`` (a held-out test row copied in, its case
+    and spacing changed), ``escaped`` (a row whose prompt was HTML-escaped, ``&nbsp;`` for spaces: ``intended``
+    is the text it should read), ``empty`` (the reply blank), and in the preference set ``tie`` (chosen equals
+    rejected: no preference at all). The shipped sets' own repeats are left as they are: they are found, not
+    planted. Introduced in 19_capstone_post_training.ipynb."""
+    import random
+
+    from helpers import data
+
+    rng = random.Random(seed)
+    sets, planted = {}, {}
+    for kind in ("sft", "preference"):
+        rows = [{"id": f"{kind}-{i:05d}", **r} for i, r in enumerate(data.load_split(kind, "train"))]
+        test = data.load_split(kind, "test")
+        fields = ("messages",) if kind == "sft" else ("prompt", "chosen", "rejected")
+        for n, row in enumerate(rng.sample(test, per_kind)):  # test rows copied in, shouted or spaced out
+            copy = json.loads(json.dumps(row))
+            user = _prompt(copy)[-1]
+            user["content"] = user["content"].upper() if n % 2 else "  " + user["content"].replace(" ", "  ")
+            rows.append({"id": f"{kind}-contaminated-{n:03d}", **{f: copy[f] for f in ("task",) + fields}})
+            planted[rows[-1]["id"]] = {"kind": "contaminated"}
+        victims = rng.sample(range(len(rows) - per_kind), 3 * per_kind if kind == "preference" else 2 * per_kind)
+        for i in victims[:per_kind]:
+            user = _prompt(rows[i])[-1]
+            planted[rows[i]["id"]] = {"kind": "escaped", "intended": user["content"]}
+            user["content"] = user["content"].replace(" ", "&nbsp;")
+        for i in victims[per_kind:2 * per_kind]:
+            (rows[i]["messages"] if kind == "sft" else rows[i]["chosen"])[-1]["content"] = rng.choice(["", " ", "\n"])
+            planted[rows[i]["id"]] = {"kind": "empty"}
+        for i in victims[2 * per_kind:]:
+            rows[i]["rejected"] = json.loads(json.dumps(rows[i]["chosen"]))
+            planted[rows[i]["id"]] = {"kind": "tie"}
+        rng.shuffle(rows)
+        sets[kind] = rows
+    return sets, planted
+
+
+def _normalise_chat(text: str) -> str:
+    """Lesson 05's normalisation: ftfy (HTML entities, mojibake), whitespace runs to one space, trimmed."""
+    import re
+
+    import ftfy
+
+    return re.sub(r"\s+", " ", ftfy.fix_text(text, uncurl_quotes=False)).strip()
+
+
+def _key(text: str) -> str:
+    """What decontamination compares: the normalised prompt, lower case, no trailing full stop."""
+    return _normalise_chat(text).lower().rstrip(".?! ")
+
+
+def curate_chats(rows: list[dict], test_prompts: list[str]) -> tuple[list[dict], dict[str, dict[str, str]]]:
+    """Lesson 05's pipeline on chat rows (SFT ``messages`` or preference ``prompt``/``chosen``/``rejected``), in
+    order: normalise every message (ftfy, whitespace), drop rows with an empty reply, drop ties (chosen ==
+    rejected), drop exact duplicates (SHA-256 of the normalised row, the first kept), drop rows whose prompt is a
+    held-out ``test_prompts`` after normalising case, spacing and the final full stop (decontamination: the prompts
+    are too short for n-grams). Returns (kept rows, ``{step: {row id: why}}``). Introduced in
+    19_capstone_post_training.ipynb."""
+    import hashlib
+
+    test = {_key(p) for p in test_prompts}
+    removed: dict[str, dict[str, str]] = {"empty reply": {}, "tie": {}, "duplicate": {}, "contaminated": {}}
+    seen: dict[str, str] = {}
+    kept = []
+    for row in rows:
+        row = json.loads(json.dumps(row))
+        for field in ("messages", "prompt", "chosen", "rejected"):
+            for message in row.get(field, []):
+                message["content"] = _normalise_chat(message["content"])
+        content = {f: row[f] for f in ("messages", "prompt", "chosen", "rejected") if f in row}
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+        if not _reply(row):
+            removed["empty reply"][row["id"]] = "its reply is empty"
+        elif "rejected" in row and row["rejected"] == row["chosen"]:
+            removed["tie"][row["id"]] = "chosen equals rejected"
+        elif digest in seen:
+            removed["duplicate"][row["id"]] = seen[digest]
+        elif _key(_prompt(row)[-1]["content"]) in test:
+            removed["contaminated"][row["id"]] = "its prompt is a test prompt"
+        else:
+            seen[digest] = row["id"]
+            kept.append(row)
+    return kept, removed
+
+
+def chat_scores(kept: list[dict], removed: dict[str, dict[str, str]], planted: dict[str, dict]) -> dict:
+    """How curation did against what ``raw_chat_sets`` planted: the share of each harmful kind removed, of the
+    escaped rows repaired to their intended text, and how many rows nothing was planted in were removed (by step:
+    the sets' own repeats are the duplicates). Introduced in 19_capstone_post_training.ipynb."""
+    gone = {i: step for step, ids in removed.items() for i in ids}
+    ids = {r["id"] for r in kept} | set(gone)
+    caught = {}
+    for kind in ("contaminated", "empty", "tie"):
+        of_kind = [i for i in ids if planted.get(i, {}).get("kind") == kind]
+        if of_kind:
+            caught[kind] = sum(i in gone for i in of_kind) / len(of_kind)
+    text = {r["id"]: _prompt(r)[-1]["content"] for r in kept}
+    escaped = [i for i in ids if planted.get(i, {}).get("kind") == "escaped"]
+    repaired = sum(text.get(i) == planted[i]["intended"] or gone.get(i) == "duplicate" for i in escaped)
+    clean_removed = Counter(step for i, step in gone.items() if i not in planted)
+    return {"caught": caught, "repaired": repaired / len(escaped) if escaped else 1.0,
+            "unplanted_removed": dict(clean_removed)}

@@ -30,14 +30,16 @@ from pathlib import Path
 from helpers.cache import entry_key
 from helpers.metrics import clean
 
-RESULT = "stage.json"  # in a stage's folder: its key, parameters, inputs, seconds and metrics
+RESULT = "stage.json"  # in a stage's folder: its key, parameters, inputs, seconds, metrics, the run's config, versions
 
 
 class Pipeline:
     """An ordered run of stages under ``root`` (one folder per stage, ``NN_name``) and its report."""
 
-    def __init__(self, root: str | Path, verbose: bool = True):
-        self.root, self.verbose = Path(root), verbose
+    def __init__(self, root: str | Path, verbose: bool = True, config: dict | None = None):
+        """``config``: the run's whole configuration (the notebook's parameters), written into every stage's
+        ``stage.json`` beside its own parameters and the library versions: each is a complete experiment log."""
+        self.root, self.verbose, self.config = Path(root), verbose, clean(config or {})
         self.root.mkdir(parents=True, exist_ok=True)
         self.results: dict[str, dict] = {}  # stage name -> its stage.json, in the order run
 
@@ -87,8 +89,11 @@ class Pipeline:
         if not isinstance(metrics, dict):
             shutil.rmtree(tmp, ignore_errors=True)
             raise TypeError(f"stage {name!r} must return a dict of the metrics it measured, got {type(metrics).__name__}")
+        from helpers.environment import versions
+
         done = {"stage": name, "folder": folder.name, "key": key, "params": clean(params), "needs": list(needs),
-                "seconds": round(time.perf_counter() - start, 2), "metrics": clean(metrics), "skipped": False}
+                "seconds": round(time.perf_counter() - start, 2), "metrics": clean(metrics), "skipped": False,
+                "config": self.config, "versions": versions(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (tmp / RESULT).write_text(json.dumps(done, indent=1, sort_keys=True) + "\n")
         tmp.rename(folder)
         self.results[name] = done

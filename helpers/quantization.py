@@ -120,6 +120,26 @@ convert_hf_to_gguf.main()
 """
 
 
+CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")  # what convert_hf_to_gguf.py writes itself
+
+
+def quantize_gguf(source: str | Path, outfile: str | Path, kind: str) -> dict:
+    """Quantize a GGUF file with llama.cpp's ``llama_model_quantize`` (what its ``llama-quantize`` tool runs) to
+    ``kind`` (``LLAMA_FTYPE_MOSTLY_<kind>``: Q4_K_M, Q4_0, Q5_K_M, ...); returns ``{"fallback_tensors": n}``, the
+    tensors llama.cpp had to give another type (rows not a multiple of 256 wide). Lesson 14 writes this loop out;
+    introduced for the capstones (19_capstone_post_training.ipynb)."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind.upper()}")
+    with llama_log() as log:
+        code = llama_cpp.llama_model_quantize(str(source).encode(), str(outfile).encode(), params)
+    if code != 0:
+        raise RuntimeError(f"llama_model_quantize({source} -> {kind}) failed with code {code}:\n" + "\n".join(log[-10:]))
+    fallbacks = [line for line in log if "required fallback quantization" in line]
+    return {"fallback_tensors": sum(int(line.split("WARNING: ")[-1].split()[0]) for line in fallbacks)}
+
+
 def to_gguf(model_dir: str | Path, outfile: str | Path, outtype: str = "f32") -> Path:
     """Convert a Hugging Face model folder to one GGUF file with llama.cpp's converter (``outtype``: f32, f16, bf16,
     q8_0). Raises with the converter's last lines when it fails. Introduced in 14_quantization.ipynb."""

@@ -43,6 +43,39 @@ def _rows(split: str, limit: int | None = None) -> list[dict]:
     return data.load_split("sft", split)[:limit]
 
 
+def _train_rows(inputs: dict, kind: str) -> list[dict]:
+    """The training rows of ``kind`` ("sft" or "preference"): a ``curate`` stage's among the inputs, else the
+    shipped training split."""
+    from helpers import data
+
+    curated = [folder / f"{kind}.jsonl" for folder in inputs.values() if (folder / f"{kind}.jsonl").exists()]
+    if len(curated) > 1:
+        raise ValueError(f"more than one input stage holds {kind}.jsonl: {curated}")
+    return data.load_jsonl(curated[0], kind) if curated else data.load_split(kind, "train")
+
+
+def eval_rows(limit: int | None = None) -> list[dict]:
+    """The held-out prompts every stage scores (SFT format): the preference test set's prompts with their chosen
+    replies, ``limit`` of them (as many of each task; all when None). The known families (sums, capitals, first
+    letters) measure task accuracy, the unknown countries the hallucination rate."""
+    from helpers import alignment, data
+
+    return _per_task(alignment.as_sft_rows(data.load_split("preference", "test")), limit)
+
+
+def _measure(model, tok, rows: list[dict]) -> dict:
+    """Exact match on the known families (overall and per task), the hallucination rate on the unknown one, and the
+    replies; per-prompt hits (unknown: declined) in ``hits``."""
+    from helpers import alignment
+    from helpers.evaluation import exact_match, task_accuracy
+
+    acc = task_accuracy(model, tok, rows)
+    known = {t: a for t, a in acc["per_task"].items() if t != "unknown"}
+    hits = [exact_match(reply, r["messages"][-1]["content"]) for reply, r in zip(acc["replies"], rows)]
+    return {"accuracy": sum(known.values()) / len(known), "per_task": known, "hits": hits, "replies": acc["replies"],
+            "hallucination": alignment.hallucination_rate(acc["replies"], rows)}
+
+
 def _per_task(rows: list[dict], limit: int | None) -> list[dict]:
     """The first rows of each task, ``limit`` in all and as many of each (every row when None)."""
     if limit is None:
@@ -66,23 +99,24 @@ def _save_adapter(out: Path, model, tok, base_model: str) -> None:
 
 
 def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
-        profile: str = "tiny", eval_rows: int = 64, load_in_8bit: bool = False) -> dict:
-    """LoRA SFT of ``base_model`` (any id ``recipes.load_model`` knows, or an input stage's model) on the course's
-    SFT training rows: lesson 04's adapter on every linear layer, lesson 03's config. Saves the adapter (and the
-    tokenizer) in ``out/adapter``; returns held-out exact match before and after on ``eval_rows`` test rows and the
-    base's memory footprint. ``load_in_8bit``: the base is held in 8 bits (bitsandbytes LLM.int8, lesson 14's int8)
-    while the adapter trains in full precision, as lesson 04's QLoRA does in 4 bits; ``merge`` merges the adapter
-    into the full-precision base."""
+        profile: str = "tiny", eval_limit: int = 64, load_in_8bit: bool = False) -> dict:
+    """LoRA SFT of ``base_model`` (any id ``recipes.load_model`` knows, or an input stage's model) on the SFT
+    training rows (a ``curate`` input's, else the shipped ones): lesson 04's adapter on every linear layer, lesson
+    03's config. Saves the adapter (and the tokenizer) in ``out/adapter``; returns held-out accuracy and
+    hallucination rate before and after on ``eval_limit`` of ``eval_rows`` and the base's memory footprint.
+    ``load_in_8bit``: the base is held in 8 bits (bitsandbytes LLM.int8, lesson 14's int8) while the adapter trains
+    in full precision, as lesson 04's QLoRA does in 4 bits; ``merge`` merges the adapter into the full-precision
+    base."""
     from datasets import Dataset
     from peft import prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
     from trl import SFTTrainer
 
     from helpers import environment, precision, recipes
-    from helpers.evaluation import task_accuracy
     from helpers.profiles import get_profile
 
-    source = str(model_dir(inputs)) if inputs else base_model
+    with_model = {n: f for n, f in inputs.items() if (f / MODEL / "config.json").exists()}
+    source = str(model_dir(with_model)) if with_model else base_model
     device = environment.pick_device(verbose=False)
     cfg, prec = get_profile(profile), precision.choose(device)
     quantized = {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)} if load_in_8bit else {}
@@ -92,18 +126,21 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
     else:
         model.to(device)  # scored before training on the device the trainer uses
     footprint = model.get_memory_footprint()
-    test = _rows("test", eval_rows)
-    before = task_accuracy(model, tok, test)["accuracy"]
-    train = Dataset.from_list([{"messages": r["messages"]} for r in _rows("train")])
+    test = eval_rows(eval_limit)
+    before = _measure(model, tok, test)
+    rows = _train_rows(inputs, "sft")
+    train = Dataset.from_list([{"messages": r["messages"]} for r in rows])
     args = recipes.sft_args(str(out / "trainer"), cfg, steps, lr, prec, seed, disable_tqdm=True)
     environment.set_seed(seed)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=_lora(lora_r))
     trainer.train()
     _save_adapter(out, trainer.model, tok, source)
-    after = task_accuracy(trainer.model, tok, test)["accuracy"]
+    after = _measure(trainer.model, tok, test)
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    return {"base_model": source, "accuracy_before": before, "accuracy_after": after, "loss_first": losses[0],
-            "loss_last": losses[-1], "steps": steps, "base_8bit": load_in_8bit, "base_footprint_mb": footprint / 1e6}
+    return {"base_model": source, "train_rows": len(rows), "accuracy_before": before["accuracy"],
+            "accuracy_after": after["accuracy"], "hallucination_before": before["hallucination"],
+            "hallucination_after": after["hallucination"], "loss_first": losses[0], "loss_last": losses[-1],
+            "steps": steps, "base_8bit": load_in_8bit, "base_footprint_mb": footprint / 1e6}
 
 
 def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> dict:
@@ -137,16 +174,16 @@ def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> d
 
 
 def dpo(out: Path, inputs: dict, steps: int, lr: float, beta: float = 0.1, nll_weight: float = 1.0, lora_r: int = 16,
-        seed: int = 0, profile: str = "tiny", eval_rows: int | None = None) -> dict:
+        seed: int = 0, profile: str = "tiny", eval_limit: int | None = None) -> dict:
     """Lesson 08's DPO (``recipes.dpo_args``: DPO plus ``nll_weight`` times the chosen reply's NLL) with a LoRA
-    adapter on the input stage's model, on the shipped preference pairs. Saves the adapter (and the tokenizer) in
-    ``out/adapter``, which ``merge(stage="dpo")`` merges; returns, on the held-out pairs' prompts (``eval_rows`` of
-    them, as many of each task; all when None), the hallucination rate (unknown countries not declined) and the
-    accuracy on the other tasks, before and after."""
+    adapter on the input stage's model, on the preference pairs (a ``curate`` input's, else the shipped ones).
+    Saves the adapter (and the tokenizer) in ``out/adapter``, which ``merge(stage="dpo")`` merges; returns, on
+    ``eval_limit`` of ``eval_rows``, the hallucination rate (unknown countries not declined) and the accuracy on
+    the other tasks, before and after."""
+    from datasets import Dataset
     from trl import DPOTrainer
 
-    from helpers import alignment, data, environment, precision, recipes
-    from helpers.evaluation import task_accuracy
+    from helpers import environment, precision, recipes
     from helpers.profiles import get_profile
 
     source = str(model_dir(inputs))
@@ -154,57 +191,249 @@ def dpo(out: Path, inputs: dict, steps: int, lr: float, beta: float = 0.1, nll_w
     cfg, prec = get_profile(profile), precision.choose(device)
     model, tok = recipes.load_model(source, dtype=prec.load_dtype)
     model.to(device)
-    test = _per_task(alignment.as_sft_rows(data.load_split("preference", "test")), eval_rows)
-
-    def measure(policy) -> dict:
-        acc = task_accuracy(policy, tok, test)
-        known = {t: a for t, a in acc["per_task"].items() if t != "unknown"}
-        return {"hallucination": alignment.hallucination_rate(acc["replies"], test), "per_task": known,
-                "accuracy": sum(known.values()) / len(known)}
-
-    before = measure(model)
+    test = eval_rows(eval_limit)
+    before = _measure(model, tok, test)
+    pairs = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")}
+                               for r in _train_rows(inputs, "preference")]).shuffle(seed=seed)
     args = recipes.dpo_args(str(out / "trainer"), cfg, steps, lr, beta, prec, seed, nll_weight=nll_weight,
                             disable_tqdm=True)
     environment.set_seed(seed)
-    trainer = DPOTrainer(model=model, args=args, train_dataset=recipes.preference_pairs(seed), processing_class=tok,
-                         peft_config=_lora(lora_r))
+    trainer = DPOTrainer(model=model, args=args, train_dataset=pairs, processing_class=tok, peft_config=_lora(lora_r))
     trainer.train()
     _save_adapter(out, trainer.model, tok, source)
-    after = measure(trainer.model)
+    after = _measure(trainer.model, tok, test)
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    return {"base_model": source, "hallucination_before": before["hallucination"],
+    return {"base_model": source, "train_pairs": len(pairs), "hallucination_before": before["hallucination"],
             "hallucination_after": after["hallucination"], "accuracy_before": before["accuracy"],
             "accuracy_after": after["accuracy"], "per_task_after": after["per_task"], "loss_first": losses[0],
             "loss_last": losses[-1], "steps": steps}
 
 
-def evaluate(out: Path, inputs: dict, rows: int = 250) -> dict:
-    """Held-out exact match (overall and per task) of every input stage's model on the first ``rows`` test rows;
-    the replies go to ``out/replies.json``."""
-    from helpers import environment, recipes
-    from helpers.evaluation import task_accuracy
+def curate(out: Path, inputs: dict, seed: int = 0, per_kind: int = 30) -> dict:
+    """Lesson 05's curation on the chat sets: ``curation.raw_chat_sets`` (the shipped SFT and preference training
+    sets with problems planted in them) through ``curation.curate_chats`` (normalise, drop empty replies, ties,
+    exact duplicates and rows that quote a held-out prompt). Writes ``out/sft.jsonl`` and ``out/preference.jsonl``
+    (what the SFT and DPO stages read), ``out/removed.json`` (every removed row's id, step and why) and a data card
+    ``out/README.md``; returns the counts per step and the scores against what was planted."""
+    from helpers import curation, data
+
+    sets, planted = curation.raw_chat_sets(seed, per_kind)
+    held_out = [r["messages"][0]["content"] for r in data.load_split("sft", "test")]
+    held_out += [r["prompt"][0]["content"] for r in data.load_split("preference", "test")]
+    metrics, card, removed_all = {}, [], {}
+    for kind, rows in sets.items():
+        kept, removed = curation.curate_chats(rows, held_out)
+        (out / f"{kind}.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "id"}) + "\n"
+                                                   for r in kept))
+        steps = [(step, len(ids), {why if step != "duplicate" else "same SHA-256 as a kept row": n
+                                   for why, n in _count(ids.values(), step).items()})
+                 for step, ids in removed.items()]
+        card.append(curation.data_card(f"{kind} training set with planted problems (curation.raw_chat_sets)",
+                                       steps, len(kept), out / f"{kind}.card.md").replace("documents", "rows"))
+        removed_all[kind] = removed
+        metrics[kind] = {"raw": len(rows), "kept": len(kept), "removed": {step: len(ids) for step, ids in removed.items()},
+                         **curation.chat_scores(kept, removed, planted)}
+    (out / "README.md").write_text("\n".join(card))
+    (out / "removed.json").write_text(json.dumps(removed_all, indent=1))
+    return metrics
+
+
+def _count(whys, step: str) -> dict[str, int]:
+    from collections import Counter
+
+    return dict(Counter(step if step == "duplicate" else why for why in whys))
+
+
+def evaluate(out: Path, inputs: dict, base_model: str | None = None, limit: int | None = 64,
+             harness: bool = True, seed: int = 0) -> dict:
+    """Base (``base_model``, when given) and every input stage's model on the same held-out prompts (``limit`` of
+    ``eval_rows``): exact match and keyword hits through the course's ``evaluate`` modules, accuracy per task, the
+    hallucination rate, per-prompt A/B win rates of each model against the one before it (with a bootstrap
+    interval on the difference), and with ``harness`` lm-evaluation-harness on two local tasks made of the same
+    prompts (lesson 12's: generation with exact match, and a choice between the right and the rejected reply by
+    log-likelihood). Replies go to ``out/replies.json``."""
+    from helpers import comparison, environment, recipes
+    from helpers.evaluation import load_metric
 
     device = environment.pick_device(verbose=False)
-    results, replies = {}, {}
-    for name, folder in inputs.items():
-        if not (folder / MODEL / "config.json").exists():
-            continue
-        model, tok = recipes.load_model(str(folder / MODEL))
-        acc = task_accuracy(model.to(device).eval(), tok, _rows("test", rows))
-        results[name] = {"accuracy": acc["accuracy"], "per_task": acc["per_task"]}
-        replies[name] = acc["replies"]
-    if not results:
-        raise ValueError(f"no input stage has a model to evaluate: {sorted(inputs)}")
-    (out / "replies.json").write_text(json.dumps(replies, indent=1))
-    return results
+    rows = eval_rows(limit)
+    refs = [r["messages"][-1]["content"] for r in rows]
+    sources = ([("base", base_model)] if base_model else []) + [
+        (n, str(f / MODEL)) for n, f in inputs.items() if (f / MODEL / "config.json").exists()]
+    if not sources:
+        raise ValueError(f"no base model and no input stage with a model to evaluate: {sorted(inputs)}")
+    exact, keywords = load_metric("course_exact_match"), load_metric("course_keyword_hits")
+    tasks = _harness_tasks(out / "lm_eval_tasks", limit, seed) if harness else None
+    results, replies, hits = {}, {}, {}
+    for name, source in sources:
+        model, tok = recipes.load_model(source)
+        model.to(device).eval()
+        measured = _measure(model, tok, rows)
+        hits[name], replies[name] = measured["hits"], measured["replies"]
+        results[name] = {"exact_match": exact.compute(predictions=replies[name], references=refs)["exact_match"],
+                         "keyword_hits": keywords.compute(predictions=replies[name],
+                                                          references=[[r] for r in refs])["keyword_hit_rate"],
+                         **{k: measured[k] for k in ("accuracy", "per_task", "hallucination")}}
+        if tasks:
+            results[name]["harness"] = _harness(model, tok, tasks, device, seed, hits[name])
+    names = [n for n, _ in sources]
+    wins = {f"{b} vs {a}": {**comparison.win_rate(hits[a], hits[b]),
+                            "difference_ci": list(comparison.paired_difference_ci(hits[a], hits[b], seed=seed))}
+            for a, b in zip(names, names[1:])}
+    (out / "replies.json").write_text(json.dumps({"prompts": [r["messages"][0]["content"] for r in rows],
+                                                  "references": refs, **replies}, indent=1))
+    return {"rows": len(rows), "models": results, "win_rates": wins}
 
 
-def gguf(out: Path, inputs: dict, outtype: str = "q8_0") -> dict:
-    """The input stage's model as a GGUF file (lesson 14's converter) in ``out``; its size against the model's
+def _harness_tasks(task_dir: Path, limit: int | None, seed: int):
+    """Lesson 12's local lm-eval tasks over the ``eval_rows`` prompts: ``course_generate`` (generate until
+    ``<|im_end|>``, exact match ignoring case and a final full stop) and ``course_choice`` (the chosen reply against
+    the rejected one, by log-likelihood). Returns (task manager, task names)."""
+    import random
+
+    import yaml
+    from lm_eval.tasks import TaskManager
+
+    from helpers import data
+
+    task_dir.mkdir(parents=True, exist_ok=True)
+    pairs = _per_task(data.load_split("preference", "test"), limit)
+    rng = random.Random(seed)
+    docs = {"course_generate": [], "course_choice": []}
+    for pair in pairs:
+        question, answer, wrong = (pair[k][-1]["content"] for k in ("prompt", "chosen", "rejected"))
+        docs["course_generate"].append({"question": question, "answer": answer})
+        choices = rng.sample([answer, wrong], 2)
+        docs["course_choice"].append({"question": question, "choices": choices, "label": choices.index(answer)})
+    specs = {
+        "course_generate": {
+            "output_type": "generate_until", "doc_to_target": "{{answer}}",
+            "generation_kwargs": {"until": ["<|im_end|>"], "max_gen_toks": 16, "do_sample": False},
+            "filter_list": [{"name": "strip", "filter": [{"function": "regex", "regex_pattern": r"(?s)^\s*(.*?)\s*$"},
+                                                         {"function": "take_first"}]}],
+            "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
+                             "ignore_case": True, "regexes_to_ignore": [r"\.+$"]}]},
+        "course_choice": {"output_type": "multiple_choice", "doc_to_choice": "{{choices}}", "doc_to_target": "{{label}}",
+                          "target_delimiter": "",
+                          "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]}}
+    for task, spec in specs.items():
+        (task_dir / f"{task}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs[task]))
+        task_yaml = {"task": task, "dataset_path": "json", "test_split": "test", "doc_to_text": "{{question}}",
+                     "dataset_kwargs": {"data_files": {"test": str(task_dir / f"{task}.jsonl")}}, **spec}
+        (task_dir / f"{task}.yaml").write_text(yaml.safe_dump(task_yaml, sort_keys=False))
+    return TaskManager(include_path=str(task_dir), include_defaults=False), list(specs)
+
+
+def _harness(model, tok, tasks, device: str, seed: int, hits: list[bool]) -> dict:
+    """lm-eval on the local tasks, with the chat template; its exact match, choice accuracy, and on how many
+    prompts its exact-match verdict equals ours (``hits``)."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    manager, names = tasks
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=32, device=device)
+    result = lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=manager, apply_chat_template=True,
+                                     log_samples=True, verbosity="ERROR", random_seed=seed, numpy_random_seed=seed,
+                                     torch_random_seed=seed, fewshot_random_seed=seed)
+    generated = sorted(result["samples"]["course_generate"], key=lambda s: s["doc_id"])
+    return {"exact_match": result["results"]["course_generate"]["exact_match,strip"],
+            "choice_accuracy": result["results"]["course_choice"]["acc,none"],
+            "same_verdicts": sum(bool(s["exact_match"]) == h for s, h in zip(generated, hits, strict=True))}
+
+
+def gguf(out: Path, inputs: dict, outtypes: tuple[str, ...] = ("q8_0",)) -> dict:
+    """The input stage's model as GGUF files in ``out``, one per type: the converter's own (f32, f16, bf16, q8_0;
+    lesson 14's ``to_gguf``) or any llama.cpp quantization type (``Q4_K_M``, ``Q4_0``, ...: converted to f32, then
+    quantized by llama.cpp's ``llama_model_quantize``, as lesson 14 does). Each file's size against the model's
     safetensors."""
     from helpers import quantization
 
     source = model_dir(inputs)
-    path = quantization.to_gguf(source, out / f"model-{outtype}.gguf", outtype)
     weights = sum(f.stat().st_size for f in source.glob("*.safetensors"))
-    return {"outtype": outtype, "gguf_mb": path.stat().st_size / 1e6, "size_ratio": weights / path.stat().st_size}
+    files = {}
+    for kind in outtypes:
+        path = out / f"model-{kind.lower()}.gguf"
+        if kind.lower() in quantization.CONVERTER_TYPES:
+            quantization.to_gguf(source, path, kind.lower())
+        else:
+            f32 = out / "model-f32.gguf"
+            if not f32.exists():
+                quantization.to_gguf(source, f32, "f32")
+            files[kind] = quantization.quantize_gguf(f32, path, kind)
+        files[kind] = {**files.get(kind, {}), "file": path.name, "mb": path.stat().st_size / 1e6,
+                       "size_ratio": weights / path.stat().st_size}
+    if "f32" not in [k.lower() for k in outtypes]:
+        (out / "model-f32.gguf").unlink(missing_ok=True)  # only the step to a llama.cpp type
+    return files
+
+
+def serve(out: Path, inputs: dict, api_key: str, limit: int | None = 64, engines: tuple[str, ...] = ("transformers",),
+          startup_timeout: float = 600, vllm_version: str = "0.33.0") -> dict:
+    """Serve the input stages' model through lesson 16's OpenAI-compatible servers, one after the other, each
+    with ``api_key``: ``transformers`` (``helpers.server`` on the model folder), ``llama.cpp:<file>`` (llama.cpp's
+    server on a GGUF file of a ``gguf`` input) or ``vllm`` (GPU only). Each answers the ``eval_rows`` prompts
+    through the ``openai`` client (greedy, 8 in flight); returns its accuracy and hallucination rate (scored as in
+    process), the status of a request without the key and of one with a wrong key, and whether any server process
+    or port is left once it stopped. Servers' logs in ``out``."""
+    import concurrent.futures
+    import sys
+
+    import torch
+    from openai import OpenAI
+
+    from helpers import alignment, environment, precision, serving
+    from helpers.evaluation import score_replies
+
+    device = environment.pick_device(verbose=False)
+    prec = precision.choose(device)
+    folder = model_dir({n: f for n, f in inputs.items() if (f / MODEL / "config.json").exists()})
+    rows = eval_rows(limit)
+    results = {}
+    for engine in engines:
+        port = serving.free_port()
+        if engine == "transformers":
+            command = [sys.executable, "-m", "helpers.server", str(folder), "--served-model-name", "course",
+                       "--device", device, "--dtype", str(prec.compute_dtype).removeprefix("torch.")]
+            health = "/health"
+        elif engine.startswith("llama.cpp:"):
+            gguf_file = next(f / engine.split(":", 1)[1] for f in inputs.values() if (f / engine.split(":", 1)[1]).exists())
+            command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_file), "--model_alias", "course",
+                       "--n_ctx", "512", "--n_threads", str(torch.get_num_threads()), "--api_key", api_key]
+            health = "/docs"  # its API page: it has no /health
+        elif engine == "vllm":
+            command = [serving.install_vllm(vllm_version), "serve", str(folder), "--served-model-name", "course",
+                       "--max-model-len", "512", "--gpu-memory-utilization", "0.3", "--enforce-eager"]
+            health = "/health"
+        else:
+            raise ValueError(f"unknown engine {engine!r}: transformers, llama.cpp:<gguf file> or vllm")
+        command += ([] if engine.startswith("llama.cpp") else ["--api-key", api_key])
+        command += ["--host", "127.0.0.1", "--port", str(port)]
+        server = serving.launch(command, port, log=out / f"{engine.replace(':', '-')}.log", health_path=health)
+        try:
+            startup = server.wait_healthy(startup_timeout)
+            client = OpenAI(base_url=f"{server.url}/v1", api_key=api_key)
+
+            # llama.cpp stops at the GGUF's end-of-sequence token unless told the template's end of turn;
+            # helpers.server stops at the model's and refuses a `stop` it would ignore
+            stop = {"stop": ["<|im_end|>"]} if engine.startswith("llama.cpp") else {}
+
+            def ask(row, client=client, stop=stop):
+                reply = client.chat.completions.create(model="course", messages=row["messages"][:-1], max_tokens=16,
+                                                       temperature=0, **stop)
+                return reply.choices[0].message.content or ""
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                replies = list(pool.map(ask, rows))
+            chat = {"model": "course", "messages": rows[0]["messages"][:-1], "max_tokens": 4}
+            url = f"{server.url}/v1/chat/completions"
+            no_key, wrong_key = serving.post(url, chat)[0], serving.post(url, chat, api_key="not-the-key")[0]
+        finally:
+            server.stop()
+        scored = score_replies(replies, rows)
+        known = {t: a for t, a in scored["per_task"].items() if t != "unknown"}
+        results[engine] = {"accuracy": sum(known.values()) / len(known),
+                           "hallucination": alignment.hallucination_rate(replies, rows), "startup_s": startup,
+                           "no_key_status": no_key, "wrong_key_status": wrong_key,
+                           "left_running": server.alive() or serving.listening(port)}
+        (out / f"{engine.replace(':', '-')}.replies.json").write_text(json.dumps(replies, indent=1))
+    return results

@@ -110,3 +110,10 @@ def test_chat_finds_the_newest_checkpoint_of_a_run_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no model in this folder"):
         chat.find_model(str(tmp_path / "empty"))
+
+
+def test_the_shipped_capstone_config_maps_onto_lesson_19():
+    """course/configs/post_training.yaml, the README's and lesson 19's example, names only lesson 19's fields."""
+    per_lesson = config.check(config.load(config.CONFIGS_DIR / "post_training.yaml"), _lessons("19"))
+    fields = per_lesson["19_capstone_post_training"]
+    assert fields["GGUF_TYPES"] == ["q8_0", "Q4_K_M"] and fields["LOAD_IN_8BIT"] is True and len(fields) >= 8

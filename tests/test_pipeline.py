@@ -106,26 +106,33 @@ def test_the_lessons_stages_chain_on_a_tiny_model_and_resume(tmp_path):
     from helpers import stages
 
     def chain():
-        pipe = Pipeline(tmp_path, verbose=False)
-        metrics = {"sft": pipe.run("sft", stages.sft, base_model="tiny:base", steps=40, lr=3e-3, eval_rows=64),
+        pipe = Pipeline(tmp_path, verbose=False, config={"SEED": 0})
+        metrics = {"sft": pipe.run("sft", stages.sft, base_model="tiny:base", steps=40, lr=3e-3, eval_limit=32),
                    "merge": pipe.run("merge", stages.merge, needs=("sft",)),
-                   "dpo": pipe.run("dpo", stages.dpo, needs=("merge",), steps=30, lr=2e-3, eval_rows=64),
+                   "dpo": pipe.run("dpo", stages.dpo, needs=("merge",), steps=30, lr=2e-3, eval_limit=32),
                    "merge_dpo": pipe.run("merge_dpo", stages.merge, needs=("dpo",), stage="dpo"),
-                   "evaluate": pipe.run("evaluate", stages.evaluate, needs=("merge", "merge_dpo"), rows=64),
-                   "gguf": pipe.run("gguf", stages.gguf, needs=("merge",))}
+                   "evaluate": pipe.run("evaluate", stages.evaluate, needs=("merge", "merge_dpo"), limit=32,
+                                        harness=False),
+                   "gguf": pipe.run("gguf", stages.gguf, needs=("merge",), outtypes=("q8_0", "Q4_0"))}
         return pipe, metrics
 
     pipe, first = chain()
     assert first["sft"]["loss_last"] < first["sft"]["loss_first"] / 3
     assert (tmp_path / "00_sft" / "adapter" / "adapter_config.json").exists()
     assert first["merge"]["max_logit_diff"] < first["merge"]["logit_tolerance"], "merged = adapter"
-    assert abs(first["evaluate"]["merge"]["accuracy"] - first["sft"]["accuracy_after"]) <= 1 / 64
+    assert first["evaluate"]["models"]["merge"]["accuracy"] == first["sft"]["accuracy_after"], "same prompts, same model"
+    assert first["sft"]["train_rows"] == 3000, "no curate stage: the shipped rows"
     assert first["dpo"]["base_model"] == str(tmp_path / "01_merge" / "model"), "DPO read the merged SFT model"
     assert first["dpo"]["loss_last"] < first["dpo"]["loss_first"]
     assert {"hallucination_before", "hallucination_after", "accuracy_before", "accuracy_after"} <= set(first["dpo"])
     assert first["merge_dpo"]["max_logit_diff"] < first["merge_dpo"]["logit_tolerance"], "merged = DPO adapter"
-    assert set(first["evaluate"]) == {"merge", "merge_dpo"}
-    assert first["gguf"]["size_ratio"] > 3, "8-bit GGUF against fp32 safetensors"
+    assert set(first["evaluate"]["models"]) == {"merge", "merge_dpo"} and set(first["evaluate"]["win_rates"]) == {
+        "merge_dpo vs merge"}
+    assert first["gguf"]["q8_0"]["size_ratio"] > 3, "8-bit GGUF against fp32 safetensors"
+    assert first["gguf"]["Q4_0"]["mb"] < first["gguf"]["q8_0"]["mb"], "llama.cpp's own 4-bit quantization"
+    assert not (tmp_path / "05_gguf" / "model-f32.gguf").exists(), "the f32 step file is not kept"
+    log = json.loads((tmp_path / "00_sft" / "stage.json").read_text())
+    assert log["config"] == {"SEED": 0} and log["params"]["seed"] == 0 and log["versions"]["transformers"] != "-"
     assert stages.model_dir({"merge": pipe.folder("merge")}) == tmp_path / "01_merge" / "model"
     assert (tmp_path / "02_dpo" / "adapter" / "adapter_config.json").exists()
     with pytest.raises(ValueError, match="exactly one input stage with a model"):
@@ -139,10 +146,34 @@ def test_sft_on_an_8_bit_base_trains_and_merges_into_the_full_precision_base(tmp
     from helpers import stages
 
     pipe = Pipeline(tmp_path, verbose=False)
-    sft = pipe.run("sft", stages.sft, base_model="tiny:base", steps=40, lr=3e-3, eval_rows=64, load_in_8bit=True)
+    sft = pipe.run("sft", stages.sft, base_model="tiny:base", steps=40, lr=3e-3, eval_limit=32, load_in_8bit=True)
     merged = pipe.run("merge", stages.merge, needs=("sft",))
-    full = stages.sft(tmp_path / "full", {}, base_model="tiny:base", steps=1, lr=3e-3, eval_rows=8)
+    full = stages.sft(tmp_path / "full", {}, base_model="tiny:base", steps=1, lr=3e-3, eval_limit=8)
     assert sft["base_8bit"] and sft["base_footprint_mb"] < full["base_footprint_mb"], "linear layers in 1 byte"
     assert sft["loss_last"] < sft["loss_first"] / 3 and sft["accuracy_after"] > sft["accuracy_before"]
     assert merged["max_logit_diff"] < merged["logit_tolerance"], "the adapter merged into the fp32 base"
 
+
+
+def test_curation_of_the_chat_sets_catches_what_was_planted(tmp_path):
+    """The capstone's curate stage: every planted problem removed, escaped prompts repaired, the training stages
+    read its files."""
+    from helpers import curation, data, stages
+
+    metrics = stages.curate(tmp_path, {}, seed=1, per_kind=12)
+    for kind in ("sft", "preference"):
+        m = metrics[kind]
+        assert all(share == 1.0 for share in m["caught"].values()) and m["repaired"] == 1.0, kind
+        assert m["removed"]["contaminated"] >= 12 and m["removed"]["empty reply"] == 12
+        assert set(m["unplanted_removed"]) == {"duplicate"}, "clean rows go only as repeats of a kept row"
+        rows = data.load_jsonl(tmp_path / f"{kind}.jsonl", kind)  # the schema the training stages read
+        assert len(rows) == m["kept"] and len({json.dumps(r, sort_keys=True) for r in rows}) == len(rows)
+        assert all("&nbsp;" not in json.dumps(r) for r in rows)
+        assert stages._train_rows({"curate": tmp_path}, kind) == rows
+    assert metrics["preference"]["caught"]["tie"] == 1.0 and metrics["sft"]["removed"]["tie"] == 0
+    test = {r["messages"][0]["content"].lower() for r in data.load_split("sft", "test")}
+    assert not any(r["messages"][0]["content"].lower() in test for r in data.load_jsonl(tmp_path / "sft.jsonl", "sft"))
+    assert "| duplicate |" in (tmp_path / "README.md").read_text()
+    sets, planted = curation.raw_chat_sets(seed=1, per_kind=12)
+    assert sets == curation.raw_chat_sets(seed=1, per_kind=12)[0], "the same seed plants the same rows"
+    assert sum(p["kind"] == "tie" for p in planted.values()) == 12
