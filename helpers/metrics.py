@@ -96,10 +96,24 @@ def _require_wandb():
     return wandb
 
 
-def wandb_run(name: str, config: dict):
-    """Start a wandb run, offline unless ``WANDB_API_KEY`` is set; never prompts. Introduced in 03_sft.ipynb."""
+def wandb_run(name: str, config: dict, directory: str | Path | None = None):
+    """Start a wandb run, offline unless ``WANDB_API_KEY`` is set; never prompts. Its files go under ``directory``
+    (default: the lesson's output folder), in ``wandb/``. Introduced in 03_sft.ipynb."""
     wandb = _require_wandb()
-    return wandb.init(project="llm-course", name=name, config=config, dir=str(output_dir()))
+    return wandb.init(project="llm-course", name=name, config=config, dir=str(directory or output_dir()))
+
+
+def flat_numbers(values: dict, prefix: str = "") -> dict[str, float]:
+    """The numbers of a nested metrics dict under slash-joined keys (``{"sft/accuracy_after": 0.8}``), bools as 0/1;
+    strings and lists left out: what a tracker plots. Introduced in 19_capstone_post_training.ipynb."""
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= flat_numbers(value, f"{name}/")
+        elif isinstance(value, (bool, int, float)):
+            out[name] = float(value)
+    return out
 
 
 def report_to(use_wandb: bool) -> str:

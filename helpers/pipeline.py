@@ -36,11 +36,18 @@ RESULT = "stage.json"  # in a stage's folder: its key, parameters, inputs, secon
 class Pipeline:
     """An ordered run of stages under ``root`` (one folder per stage, ``NN_name``) and its report."""
 
-    def __init__(self, root: str | Path, verbose: bool = True, config: dict | None = None):
+    def __init__(self, root: str | Path, verbose: bool = True, config: dict | None = None, use_wandb: bool = False):
         """``config``: the run's whole configuration (the notebook's parameters), written into every stage's
-        ``stage.json`` beside its own parameters and the library versions: each is a complete experiment log."""
+        ``stage.json`` beside its own parameters and the library versions: each is a complete experiment log.
+        ``use_wandb``: every stage's numbers also go to a Weights & Biases run (offline unless ``WANDB_API_KEY`` is
+        set: its files in ``root/wandb``), ended by ``report()``."""
         self.root, self.verbose, self.config = Path(root), verbose, clean(config or {})
         self.root.mkdir(parents=True, exist_ok=True)
+        self._wandb = None
+        if use_wandb:
+            from helpers.metrics import wandb_run
+
+            self._wandb = wandb_run(self.root.name, self.config, self.root)
         self.results: dict[str, dict] = {}  # stage name -> its stage.json, in the order run
 
     def folder(self, name: str) -> Path:
@@ -71,6 +78,7 @@ class Pipeline:
                 done["skipped"] = True
                 self.results[name] = done
                 self._say(f"{name}: done before, skipped (artifact in {folder})")
+                self._track(name, done)
                 return done["metrics"]
             shutil.rmtree(folder)  # made with other parameters or code: made again
         # this stage's folder at another position (the stages were reordered), and a half-written one
@@ -98,7 +106,15 @@ class Pipeline:
         tmp.rename(folder)
         self.results[name] = done
         self._say(f"{name}: done in {done['seconds']:.1f} s · " + _short(done["metrics"]))
+        self._track(name, done)
         return done["metrics"]
+
+    def _track(self, name: str, done: dict) -> None:
+        if self._wandb is not None:
+            from helpers.metrics import flat_numbers
+
+            self._wandb.log(flat_numbers({name: done["metrics"], f"{name}/seconds": done["seconds"]}),
+                            step=len(self.results) - 1)
 
     def report(self, title: str = "Pipeline report") -> Path:
         """Write ``report.md`` (a section per stage: what it read, its parameters, its numbers, ran or skipped) and
@@ -117,6 +133,15 @@ class Pipeline:
                                                            indent=1, sort_keys=True) + "\n")
         path = self.root / "report.md"
         path.write_text("\n".join(lines))
+        if self._wandb is not None:  # the run's summary: every stage's last numbers; then the run ends
+            import wandb
+
+            from helpers.metrics import flat_numbers
+
+            self._wandb.summary.update(flat_numbers({n: d["metrics"] for n, d in self.results.items()}))
+            self._wandb.finish()
+            wandb.teardown()  # its service process too: nothing left running
+            self._wandb = None
         return path
 
     def _say(self, message: str) -> None:

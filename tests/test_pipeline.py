@@ -177,3 +177,19 @@ def test_curation_of_the_chat_sets_catches_what_was_planted(tmp_path):
     sets, planted = curation.raw_chat_sets(seed=1, per_kind=12)
     assert sets == curation.raw_chat_sets(seed=1, per_kind=12)[0], "the same seed plants the same rows"
     assert sum(p["kind"] == "tie" for p in planted.values()) == 12
+
+
+def test_a_pipeline_logs_to_wandb_offline_and_sends_nothing(tmp_path, monkeypatch):
+    """USE_WANDB in the capstones: every stage's numbers in an offline wandb run inside the run folder."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # restored (unset) after the test: _require_wandb sets it
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    pipe = Pipeline(tmp_path, verbose=False, config={"SEED": 0}, use_wandb=True)
+    pipe.run("data", make_data)
+    pipe.run("train", train, needs=("data",), lr=0.1)
+    pipe.report("toy")
+    runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1, "offline: the run stays on disk, for `wandb sync` to send later if ever"
+    logged = runs[0].read_bytes()  # protobuf records: each key and its JSON value stored as they are
+    for key, value in (("train/loss", "0.769231"), ("train/per_task/add", "0.5"), ("data/rows", "3")):
+        assert key.encode() in logged and value.encode() in logged, key
