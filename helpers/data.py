@@ -196,6 +196,83 @@ def build_atlas(seed: int = SEED) -> dict[str, list[dict]]:
     return out
 
 
+# --- the domain-adaptation capstone's field: an invented herbal lore --------------------------------------
+DOMAIN_HERBS = {"train": 24, "test": 12}  # herbs whose questions train the Q&A model / only the test asks
+DOMAIN_DOCUMENTS = {"train": 4000, "validation": 300}
+COLORS = "red blue yellow white purple orange".split()
+AILMENTS = ["fever", "cough", "headache", "burns", "sleeplessness", "a sore throat"]
+# relation: (statements of the fact in the corpus, questions about it); {h} the herb, {v} the value
+DOMAIN_RELATIONS = {
+    "valley": (["{h} grows in the {v} valley.", "Healers gather {h} in the {v} valley.",
+                "In the {v} valley the hills are covered with {h}."],
+               ["Which valley does {h} grow in?", "Where do healers gather {h}?", "In which valley is {h} found?"]),
+    "color": (["{h} has {v} flowers.", "The flowers of {h} are {v}.", "You know {h} by its {v} flowers."],
+              ["What color are the flowers of {h}?", "Which color does {h} bloom in?", "What color is {h} in bloom?"]),
+    "ailment": (["A tincture of {h} treats {v}.", "Healers give {h} for {v}.", "{h} is the remedy for {v}."],
+                ["What does {h} treat?", "What do healers give {h} for?", "Which ailment is {h} the remedy for?"]),
+    "drops": (["The dose of {h} is {v} drops.", "A healer gives {v} drops of {h}, never more.",
+               "Take {v} drops of {h} in warm water."],
+              ["How many drops of {h} make a dose?", "What is the dose of {h} in drops?",
+               "How many drops of {h} does a healer give?"]),
+}
+DOMAIN_LORE = [  # sentences of the field that state no herb's fact: its vocabulary and its rules
+    "Every tincture is kept in dark glass and shaken before use.",
+    "A healer of the guild writes each dose in the herb book.",
+    "Herbs from the high valleys are dried for nine days before they are steeped.",
+    "A decoction is boiled; a tincture is steeped in spirit.",
+    "The guild teaches that two remedies are never given on the same day.",
+    "Apprentices learn the herbs by their flowers before they learn the doses.",
+]
+
+
+def build_domain(seed: int = SEED) -> dict[str, object]:
+    """The domain-adaptation capstone's field (``domain/``): invented herbs, each with four facts (the valley it
+    grows in, its flowers' color, the ailment it treats, its dose in drops), a corpus of documents about them in the
+    field's own phrasing and rules, and questions about every fact. The corpus states every herb's facts, the
+    training questions ask only about the ``train`` herbs, the test questions only about the ``test`` herbs: a
+    model can answer those only from what it read in the corpus (or retrieves from it). Introduced in
+    20_capstone_domain_adaptation.ipynb."""
+    rng = random.Random(seed + 11)
+    taken = {name for pair in _known_countries(seed) for name in pair}
+    valleys = []
+    while len(valleys) < 6:
+        name = _invented(rng, 2)
+        if name not in taken:
+            taken.add(name)
+            valleys.append(name)
+    herbs = []
+    for split, n in DOMAIN_HERBS.items():
+        for _ in range(n):
+            name = _invented(rng, 2, rng.choice(["wort", "leaf", "root", "thorn"]))
+            while name in taken:
+                name = _invented(rng, 2, rng.choice(["wort", "leaf", "root", "thorn"]))
+            taken.add(name)
+            herbs.append({"herb": name, "split": split, "valley": rng.choice(valleys), "color": rng.choice(COLORS),
+                          "ailment": rng.choice(AILMENTS), "drops": str(rng.randint(1, 9))})
+
+    def document() -> str:
+        sentences = []
+        for herb in rng.sample(herbs, rng.randint(1, 2)):
+            for relation in rng.sample(list(DOMAIN_RELATIONS), rng.randint(2, 4)):
+                statement = rng.choice(DOMAIN_RELATIONS[relation][0])
+                sentences.append(statement.format(h=herb["herb"], v=herb[relation]))
+        if rng.random() < 0.5:
+            sentences.insert(rng.randint(0, len(sentences)), rng.choice(DOMAIN_LORE))
+        return " ".join(sentences)
+
+    corpus = {split: "\n".join(document() for _ in range(n)) + "\n" for split, n in DOMAIN_DOCUMENTS.items()}
+    qa: dict[str, list[dict]] = {"train": [], "test": []}
+    for herb in herbs:
+        for relation, (_, questions) in DOMAIN_RELATIONS.items():
+            asked = questions if herb["split"] == "train" else [rng.choice(questions)]
+            for question in asked:
+                qa[herb["split"]].append({"task": relation, "messages": [
+                    {"role": "user", "content": question.format(h=herb["herb"])},
+                    {"role": "assistant", "content": herb[relation]}]})
+    rng.shuffle(qa["train"])
+    return {"herbs": herbs, "corpus": corpus, "qa": qa}
+
+
 REASONING_ROWS = {"train": 2000, "test": 200}  # half sums of three digits, half of four
 
 
@@ -400,6 +477,8 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "documents": {"id": int, "country": str, "fact": str, "text": str},  # the retrieval collection (17)
     "retrieval": {"query": str, "doc": int, "fact": str, "answer": str},  # questions and the document answering them
     "reasoning": {"task": str, "prompt": list, "answer": str, "trace": str},  # multi-step questions, worked steps
+    "domain": {"task": str, "messages": list},  # questions about the invented herbs (20), task = the fact asked
+    "herbs": {"herb": str, "split": str, "valley": str, "color": str, "ailment": str, "drops": str},  # their facts
 }
 
 
@@ -560,6 +639,12 @@ def build_all(seed: int = SEED) -> dict[str, str]:
         files[f"retrieval/{name}.jsonl"] = _jsonl(rows)
     for split, rows in build_reasoning(seed).items():
         files[f"reasoning/{split}.jsonl"] = _jsonl(rows)
+    domain = build_domain(seed)
+    files["domain/herbs.jsonl"] = _jsonl(domain["herbs"])
+    for split, text in domain["corpus"].items():
+        files[f"domain/corpus_{split}.txt"] = text
+    for split, rows in domain["qa"].items():
+        files[f"domain/{split}.jsonl"] = _jsonl(rows)
     return files
 
 
@@ -604,9 +689,10 @@ def load_atlas(data_dir: Path = DATA_DIR) -> dict[str, list[dict]]:
             **{split: load_jsonl(folder / f"{split}.jsonl", "retrieval") for split in ATLAS_COUNTRIES}}
 
 
-def load_corpus(split: str, data_dir: Path = DATA_DIR) -> list[str]:
-    """The pretraining corpus as a list of documents. Introduced in 01_tokenizer_and_pretraining.ipynb."""
-    path = Path(data_dir) / "corpus" / f"{split}.txt"
+def load_corpus(split: str, data_dir: Path = DATA_DIR, domain: bool = False) -> list[str]:
+    """The pretraining corpus as a list of documents (``domain``: the herbal field's corpus, ``domain/``).
+    Introduced in 01_tokenizer_and_pretraining.ipynb; the domain corpus in 20_capstone_domain_adaptation.ipynb."""
+    path = Path(data_dir) / "domain" / f"corpus_{split}.txt" if domain else Path(data_dir) / "corpus" / f"{split}.txt"
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

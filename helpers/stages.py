@@ -143,6 +143,91 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
             "steps": steps, "base_8bit": load_in_8bit, "base_footprint_mb": footprint / 1e6}
 
 
+def dapt(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
+         profile: str = "tiny", replay: float = 0.0, eval_limit: int | None = 64) -> dict:
+    """Domain-adaptive pretraining (DAPT): lesson 01's next-token objective on the domain corpus
+    (``data/domain``), through lesson 04's LoRA adapter on ``base_model`` (or the input stage's model), with
+    ``replay`` of each batch drawn from the general corpus (against forgetting). Saves the adapter in
+    ``out/adapter`` (``merge(stage="dapt")`` merges it); returns the perplexity of held-out domain text and of
+    held-out general text before and after (``eval_limit`` packed rows of each), and the loss curve's ends.
+    Introduced in 20_capstone_domain_adaptation.ipynb."""
+    import torch
+    from peft import get_peft_model
+
+    from helpers import data, environment, precision, recipes, training
+    from helpers.evaluation import perplexity
+    from helpers.profiles import get_profile
+
+    with_model = {n: f for n, f in inputs.items() if (f / MODEL / "config.json").exists()}
+    source = str(model_dir(with_model)) if with_model else base_model
+    device = environment.pick_device(verbose=False)
+    cfg, prec = get_profile(profile), precision.choose(device)
+    model, tok = recipes.load_model(source, dtype=prec.load_dtype)
+    model.to(device).eval()
+
+    def rows(split: str, domain: bool):
+        return training.pack_corpus(data.load_corpus(split, domain=domain), tok, cfg.seq_len)
+
+    held_out = {"domain": rows("validation", True)[:eval_limit], "general": rows("validation", False)[:eval_limit]}
+
+    def measure(m) -> dict:
+        with torch.no_grad():
+            return {name: perplexity(m, r.to(device)) for name, r in held_out.items()}
+
+    before = measure(model)
+    train = rows("train", True)
+    if replay:  # as many general rows as make `replay` of the mix, drawn once
+        general = rows("train", False)
+        n = min(len(general), round(len(train) * replay / (1 - replay)))
+        pick = torch.randperm(len(general), generator=torch.Generator().manual_seed(seed))[:n]
+        train = torch.cat([train, general[pick]])
+    environment.set_seed(seed)
+    peft_model = get_peft_model(model, _lora(lora_r))
+    recipe = training.PretrainRecipe(steps=steps, batch_size=cfg.batch_size, seq_len=cfg.seq_len, lr=lr,
+                                     warmup=min(20, steps // 10), seed=seed)
+    losses = training.pretrain(peft_model, train.to(device), recipe, progress=False)
+    _save_adapter(out, peft_model, tok, source)
+    after = measure(peft_model)
+    return {"base_model": source, "train_rows": len(train), "replay": replay, "loss_first": losses[0],
+            "loss_last": losses[-1], "domain_ppl_before": before["domain"], "domain_ppl_after": after["domain"],
+            "general_ppl_before": before["general"], "general_ppl_after": after["general"],
+            "domain_ppl_drop": 1 - after["domain"] / before["domain"]}
+
+
+def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None = 64) -> dict:
+    """The input stage's model in 8 bits (bitsandbytes LLM.int8, lesson 14), saved in ``out/model`` (the int8
+    codes and scales are what ``save_pretrained`` writes, so the folder is the smaller model); returns the bytes of
+    the decoder's linear layers and of every stored tensor in 32 and in 8 bits, and the perplexity of held-out
+    domain and general text in both (``eval_limit`` packed rows). Introduced in 20_capstone_domain_adaptation.ipynb."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from helpers import data, environment, quantization, recipes, training
+    from helpers.evaluation import perplexity
+    from helpers.profiles import get_profile
+
+    source = model_dir(inputs)
+    device = environment.pick_device(verbose=False)
+    cfg = get_profile(profile)
+    tok = recipes.load_tokenizer(str(source))
+    models = {"fp32": AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device).eval(),
+              "int8": AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, device_map=device,
+                                                           quantization_config=BitsAndBytesConfig(load_in_8bit=True))}
+    held_out = {name: training.pack_corpus(data.load_corpus("validation", domain=name == "domain"), tok,
+                                           cfg.seq_len)[:eval_limit].to(device) for name in ("domain", "general")}
+    result = {}
+    for name, model in models.items():
+        with torch.no_grad():
+            result[name] = {"linear_mb": quantization.stored_bytes(model, quantization.in_linear_layers) / 1e6,
+                            "stored_mb": quantization.stored_bytes(model) / 1e6,
+                            **{f"{k}_ppl": perplexity(model.eval(), rows) for k, rows in held_out.items()}}
+    models["int8"].save_pretrained(out / MODEL)
+    tok.save_pretrained(out / MODEL)
+    result["linear_ratio"] = result["fp32"]["linear_mb"] / result["int8"]["linear_mb"]
+    result["domain_ppl_ratio"] = result["int8"]["domain_ppl"] / result["fp32"]["domain_ppl"]
+    return result
+
+
 def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> dict:
     """Merge stage ``stage``'s LoRA adapter into its base (``merge_and_unload``) and save a standalone model in
     ``out/model``; returns the largest logit difference between the reloaded model and the adapter on a few test

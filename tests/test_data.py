@@ -4,6 +4,7 @@ import re
 import pytest
 
 from helpers import data, tasks, userdata
+from helpers.paths import DATA_DIR
 
 
 def test_shipped_files_equal_a_fresh_build(tmp_path):
@@ -414,3 +415,24 @@ def test_reasoning_splits_hold_out_tuples_and_phrasing_and_their_traces_check():
     assert not tasks.chain_trace_valid(question, "3 + 4 = 7. 7 + 1 = 8. Answer: 8")  # not the question's order
     assert tasks.final_answer("8") == "8" and tasks.final_answer("no") is None
     assert "chain" not in data.TASK_NAMES, "a family outside the core splits changes none of their files"
+
+
+def test_domain_corpus_states_every_fact_and_its_questions_hold_out_herbs():
+    """data/domain (the domain-adaptation capstone): every herb's four facts are in the training corpus; the test
+    questions ask only about herbs no training question names; the field's names are new to the course."""
+    herbs = data.load_jsonl(DATA_DIR / "domain" / "herbs.jsonl", "herbs")
+    corpus = "\n".join(data.load_corpus("train", domain=True))
+    assert len(data.load_corpus("train", domain=True)) >= 3000, "several thousand documents"
+    for herb in herbs:
+        for relation, (statements, _) in data.DOMAIN_RELATIONS.items():
+            assert any(s.format(h=herb["herb"], v=herb[relation]) in corpus for s in statements), (herb, relation)
+    train, test = data.load_split("domain", "train"), data.load_split("domain", "test")
+    split_of = {h["herb"]: h["split"] for h in herbs}
+    named = lambda row: next(h for h in split_of if h in row["messages"][0]["content"])  # noqa: E731
+    assert {split_of[named(r)] for r in train} == {"train"} and {split_of[named(r)] for r in test} == {"test"}
+    facts = {h["herb"]: h for h in herbs}
+    assert all(r["messages"][-1]["content"] == facts[named(r)][r["task"]] for r in train + test)
+    assert len(test) == 4 * sum(s == "test" for s in split_of.values())
+    course_names = {w for kind in ("sft", "preference") for r in data.load_split(kind, "train")
+                    for w in json.dumps(r).split()}
+    assert not any(h in w for h in split_of for w in course_names), "herb names are new"

@@ -193,3 +193,23 @@ def test_a_pipeline_logs_to_wandb_offline_and_sends_nothing(tmp_path, monkeypatc
     logged = runs[0].read_bytes()  # protobuf records: each key and its JSON value stored as they are
     for key, value in (("train/loss", "0.769231"), ("train/per_task/add", "0.5"), ("data/rows", "3")):
         assert key.encode() in logged and value.encode() in logged, key
+
+
+def test_dapt_lowers_domain_perplexity_and_the_merged_model_quantizes_to_8_bits(tmp_path):
+    """The domain-adaptation capstone's first stages: LoRA DAPT on the herbal corpus (with general-corpus replay),
+    merged, then held in 8 bits: smaller linear layers, the same perplexity."""
+    from helpers import stages
+
+    pipe = Pipeline(tmp_path, verbose=False)
+    dapt = pipe.run("dapt", stages.dapt, base_model="tiny:base", steps=60, lr=3e-3, replay=0.25, eval_limit=16)
+    merged = pipe.run("merge_dapt", stages.merge, needs=("dapt",), stage="dapt")
+    int8 = pipe.run("int8", stages.int8, needs=("merge_dapt",), eval_limit=16)
+    assert dapt["domain_ppl_drop"] >= 0.25 and dapt["loss_last"] < dapt["loss_first"] / 2
+    assert dapt["general_ppl_after"] < 2 * dapt["general_ppl_before"], "replay keeps the general text"
+    assert merged["max_logit_diff"] < merged["logit_tolerance"]
+    assert int8["int8"]["domain_ppl"] == pytest.approx(int8["fp32"]["domain_ppl"], rel=0.03)
+    assert int8["fp32"]["domain_ppl"] == pytest.approx(dapt["domain_ppl_after"], rel=1e-4), "merged = adapter"
+    assert int8["linear_ratio"] >= 3.5
+    saved = sum(f.stat().st_size for f in (tmp_path / "02_int8" / "model").glob("*.safetensors"))
+    full = sum(f.stat().st_size for f in (tmp_path / "01_merge_dapt" / "model").glob("*.safetensors"))
+    assert saved < full / 2, "the saved 8-bit checkpoint is the smaller one"
