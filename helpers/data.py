@@ -273,6 +273,33 @@ def build_domain(seed: int = SEED) -> dict[str, object]:
     return {"herbs": herbs, "corpus": corpus, "qa": qa}
 
 
+def domain_reader_rows(n: int, seed: int = 0) -> list[dict]:
+    """``n`` SFT rows that teach a model to answer a domain question from the passages in its prompt
+    (``retrieval.rag_prompt``): the training herbs' questions, each after three sentences in the corpus's phrasing,
+    one stating the asked fact **with a fresh value** (the answer too) and two about other facts, in random order.
+    No value can be memorised, so reading is the only way to a low loss (lesson 02's reader, for the herbs); test
+    herbs never appear. Introduced in 20_capstone_domain_adaptation.ipynb."""
+    rng = random.Random(seed)
+    herbs = [h for h in build_domain()["herbs"] if h["split"] == "train"]
+    values = {"valley": sorted({h["valley"] for h in herbs}), "color": COLORS, "ailment": AILMENTS,
+              "drops": [str(d) for d in range(1, 10)]}
+    rows = []
+    while len(rows) < n:
+        herb, relation = rng.choice(herbs), rng.choice(list(DOMAIN_RELATIONS))
+        value = rng.choice(values[relation])
+        statements, questions = DOMAIN_RELATIONS[relation]
+        passages = [rng.choice(statements).format(h=herb["herb"], v=value)]
+        for _ in range(2):  # distractors: another fact of this herb or of another, values drawn afresh too
+            other = rng.choice([r for r in DOMAIN_RELATIONS if r != relation])
+            passages.append(rng.choice(DOMAIN_RELATIONS[other][0]).format(h=rng.choice(herbs)["herb"],
+                                                                         v=rng.choice(values[other])))
+        rng.shuffle(passages)
+        prompt = "\n".join([*passages, rng.choice(questions).format(h=herb["herb"])])
+        rows.append({"task": relation, "messages": [{"role": "user", "content": prompt},
+                                                    {"role": "assistant", "content": value}]})
+    return rows
+
+
 REASONING_ROWS = {"train": 2000, "test": 200}  # half sums of three digits, half of four
 
 

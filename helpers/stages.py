@@ -98,6 +98,24 @@ def _save_adapter(out: Path, model, tok, base_model: str) -> None:
     (out / "adapter" / "base.json").write_text(json.dumps({"base_model": base_model}))
 
 
+def _train_sft(out: Path, model, tok, rows: list[dict], source: str, cfg, prec, steps: int, lr: float, seed: int,
+               lora_r: int):
+    """Lesson 03's SFT config with lesson 04's adapter on ``rows``; the adapter saved in ``out/adapter``. Returns
+    (the trained model, its losses)."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from helpers import environment, recipes
+
+    train = Dataset.from_list([{"messages": r["messages"]} for r in rows])
+    args = recipes.sft_args(str(out / "trainer"), cfg, steps, lr, prec, seed, disable_tqdm=True)
+    environment.set_seed(seed)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=_lora(lora_r))
+    trainer.train()
+    _save_adapter(out, trainer.model, tok, source)
+    return trainer.model, [e["loss"] for e in trainer.state.log_history if "loss" in e]
+
+
 def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
         profile: str = "tiny", eval_limit: int = 64, load_in_8bit: bool = False) -> dict:
     """LoRA SFT of ``base_model`` (any id ``recipes.load_model`` knows, or an input stage's model) on the SFT
@@ -107,10 +125,8 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
     ``load_in_8bit``: the base is held in 8 bits (bitsandbytes LLM.int8, lesson 14's int8) while the adapter trains
     in full precision, as lesson 04's QLoRA does in 4 bits; ``merge`` merges the adapter into the full-precision
     base."""
-    from datasets import Dataset
     from peft import prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
-    from trl import SFTTrainer
 
     from helpers import environment, precision, recipes
     from helpers.profiles import get_profile
@@ -129,14 +145,8 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
     test = eval_rows(eval_limit)
     before = _measure(model, tok, test)
     rows = _train_rows(inputs, "sft")
-    train = Dataset.from_list([{"messages": r["messages"]} for r in rows])
-    args = recipes.sft_args(str(out / "trainer"), cfg, steps, lr, prec, seed, disable_tqdm=True)
-    environment.set_seed(seed)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=_lora(lora_r))
-    trainer.train()
-    _save_adapter(out, trainer.model, tok, source)
-    after = _measure(trainer.model, tok, test)
-    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    trained, losses = _train_sft(out, model, tok, rows, source, cfg, prec, steps, lr, seed, lora_r)
+    after = _measure(trained, tok, test)
     return {"base_model": source, "train_rows": len(rows), "accuracy_before": before["accuracy"],
             "accuracy_after": after["accuracy"], "hallucination_before": before["hallucination"],
             "hallucination_after": after["hallucination"], "loss_first": losses[0], "loss_last": losses[-1],
@@ -226,6 +236,72 @@ def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None 
     result["linear_ratio"] = result["fp32"]["linear_mb"] / result["int8"]["linear_mb"]
     result["domain_ppl_ratio"] = result["int8"]["domain_ppl"] / result["fp32"]["domain_ppl"]
     return result
+
+
+def domain_passages(questions: list[str], k: int = 3) -> tuple[list[list[str]], list[str]]:
+    """The ``k`` sentences of the domain's training corpus that BM25 (lesson 02) ranks first for each question, and
+    the sentences searched: the corpus cut into sentences (chunks short enough for a small model's context), each
+    kept once. Introduced in 20_capstone_domain_adaptation.ipynb."""
+    import re
+
+    from helpers import data, retrieval
+
+    sentences = list(dict.fromkeys(s for doc in data.load_corpus("train", domain=True)
+                                   for s in re.split(r"(?<=\.) ", doc)))
+    top = retrieval.bm25_search(sentences, questions, k)
+    return [[sentences[i] for i in row] for row in top], sentences
+
+
+def domain_scores(model, tok, rows: list[dict], k: int = 3) -> dict:
+    """Exact match on domain questions (``rows``, SFT format) asked closed-book and with the ``k`` retrieved
+    sentences before the question (``retrieval.rag_prompt``); and the retrieval's recall: the share of questions
+    whose sentences state the asked fact (the herb and the right value in one sentence). Introduced in
+    20_capstone_domain_adaptation.ipynb."""
+    import re
+
+    from helpers import retrieval
+    from helpers.evaluation import generate, score_replies
+
+    questions = [r["messages"][0]["content"] for r in rows]
+    answers = [r["messages"][-1]["content"] for r in rows]
+    passages, _ = domain_passages(questions, k)
+    herbs = [next(w.strip("?") for w in q.split() if w.strip("?").endswith(("wort", "leaf", "root", "thorn")))
+             for q in questions]
+    recall = sum(any(h in s and re.search(rf"\b{re.escape(a)}\b", s) for s in p)
+                 for h, a, p in zip(herbs, answers, passages)) / len(rows)
+    closed = generate(model, tok, [r["messages"][:-1] for r in rows])
+    rag = generate(model, tok, [retrieval.rag_prompt(p, q) for p, q in zip(passages, questions)])
+    return {"closed_book": score_replies(closed, rows), "rag": score_replies(rag, rows), "retrieval_recall": recall}
+
+
+def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
+               profile: str = "tiny", reader_rows: int = 600, top_k: int = 3) -> dict:
+    """LoRA SFT (lesson 03's config, lesson 04's adapter) of the input stage's model (or ``base_model``) on the
+    domain's training questions, closed-book, and on ``reader_rows`` questions asked after three sentences
+    (``data.domain_reader_rows``: fresh values, so the model learns to read). Saves the adapter in ``out/adapter``;
+    returns held-out accuracy (the test herbs' questions) closed-book and with BM25 retrieval from the corpus
+    (``domain_scores``), and closed-book accuracy on the training questions. Introduced in
+    20_capstone_domain_adaptation.ipynb."""
+    from helpers import data, environment, precision, recipes
+    from helpers.evaluation import task_accuracy
+    from helpers.profiles import get_profile
+
+    with_model = {n: f for n, f in inputs.items() if (f / MODEL / "config.json").exists()}
+    source = str(model_dir(with_model)) if with_model else base_model
+    device = environment.pick_device(verbose=False)
+    cfg, prec = get_profile(profile), precision.choose(device)
+    model, tok = recipes.load_model(source, dtype=prec.load_dtype)
+    model.to(device)
+    train = data.load_split("domain", "train")
+    rows = train + data.domain_reader_rows(reader_rows, seed)
+    trained, losses = _train_sft(out, model, tok, rows, source, cfg, prec, steps, lr, seed, lora_r)
+    trained.eval()
+    held_out = domain_scores(trained, tok, data.load_split("domain", "test"), top_k)
+    return {"base_model": source, "train_rows": len(rows), "loss_first": losses[0], "loss_last": losses[-1],
+            "train_accuracy": task_accuracy(trained, tok, train)["accuracy"],
+            "closed_book": held_out["closed_book"]["accuracy"], "rag": held_out["rag"]["accuracy"],
+            "per_task": {"closed_book": held_out["closed_book"]["per_task"], "rag": held_out["rag"]["per_task"]},
+            "retrieval_recall": held_out["retrieval_recall"]}
 
 
 def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> dict:
@@ -453,13 +529,16 @@ def gguf(out: Path, inputs: dict, outtypes: tuple[str, ...] = ("q8_0",)) -> dict
 
 
 def serve(out: Path, inputs: dict, api_key: str, limit: int | None = 64, engines: tuple[str, ...] = ("transformers",),
-          startup_timeout: float = 600, vllm_version: str = "0.33.0") -> dict:
+          startup_timeout: float = 600, vllm_version: str = "0.33.0", questions: str = "course",
+          rag_k: int = 0) -> dict:
     """Serve the input stages' model through lesson 16's OpenAI-compatible servers, one after the other, each
     with ``api_key``: ``transformers`` (``helpers.server`` on the model folder), ``llama.cpp:<file>`` (llama.cpp's
     server on a GGUF file of a ``gguf`` input) or ``vllm`` (GPU only). Each answers the ``eval_rows`` prompts
     through the ``openai`` client (greedy, 8 in flight); returns its accuracy and hallucination rate (scored as in
     process), the status of a request without the key and of one with a wrong key, and whether any server process
-    or port is left once it stopped. Servers' logs in ``out``."""
+    or port is left once it stopped. Servers' logs in ``out``. ``questions="domain"``: the domain's held-out
+    questions instead, each asked closed-book and, with ``rag_k``, after the ``rag_k`` sentences BM25 retrieves
+    from the domain corpus (``domain_passages``: the client retrieves, the server only generates)."""
     import concurrent.futures
     import sys
 
@@ -472,7 +551,16 @@ def serve(out: Path, inputs: dict, api_key: str, limit: int | None = 64, engines
     device = environment.pick_device(verbose=False)
     prec = precision.choose(device)
     folder = model_dir({n: f for n, f in inputs.items() if (f / MODEL / "config.json").exists()})
-    rows = eval_rows(limit)
+    if questions == "domain":
+        from helpers import data, retrieval
+
+        rows = data.load_split("domain", "test")[:limit]
+        if rag_k:
+            asked = [r["messages"][0]["content"] for r in rows]
+            rows += [{"task": r["task"], "messages": [*retrieval.rag_prompt(p, q), r["messages"][-1]], "rag": True}
+                     for r, p, q in zip(rows, domain_passages(asked, rag_k)[0], asked)]
+    else:
+        rows = eval_rows(limit)
     results = {}
     for engine in engines:
         port = serving.free_port()
@@ -514,11 +602,16 @@ def serve(out: Path, inputs: dict, api_key: str, limit: int | None = 64, engines
             no_key, wrong_key = serving.post(url, chat)[0], serving.post(url, chat, api_key="not-the-key")[0]
         finally:
             server.stop()
-        scored = score_replies(replies, rows)
-        known = {t: a for t, a in scored["per_task"].items() if t != "unknown"}
-        results[engine] = {"accuracy": sum(known.values()) / len(known),
-                           "hallucination": alignment.hallucination_rate(replies, rows), "startup_s": startup,
-                           "no_key_status": no_key, "wrong_key_status": wrong_key,
+        results[engine] = {"startup_s": startup, "no_key_status": no_key, "wrong_key_status": wrong_key,
                            "left_running": server.alive() or serving.listening(port)}
+        for name, part in (("", [i for i, r in enumerate(rows) if not r.get("rag")]),
+                           ("rag_", [i for i, r in enumerate(rows) if r.get("rag")])):
+            if not part:
+                continue
+            scored = score_replies([replies[i] for i in part], [rows[i] for i in part])
+            known = {t: a for t, a in scored["per_task"].items() if t != "unknown"}
+            results[engine][f"{name}accuracy"] = sum(known.values()) / len(known)
+            if "unknown" in scored["per_task"]:
+                results[engine]["hallucination"] = alignment.hallucination_rate(replies, rows)
         (out / f"{engine.replace(':', '-')}.replies.json").write_text(json.dumps(replies, indent=1))
     return results

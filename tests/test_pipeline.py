@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from helpers.paths import DATA_DIR
 from helpers.pipeline import Pipeline
 
 CALLS: list[str] = []
@@ -213,3 +214,34 @@ def test_dapt_lowers_domain_perplexity_and_the_merged_model_quantizes_to_8_bits(
     saved = sum(f.stat().st_size for f in (tmp_path / "02_int8" / "model").glob("*.safetensors"))
     full = sum(f.stat().st_size for f in (tmp_path / "01_merge_dapt" / "model").glob("*.safetensors"))
     assert saved < full / 2, "the saved 8-bit checkpoint is the smaller one"
+
+
+def test_domain_retrieval_finds_the_fact_and_reader_rows_teach_reading():
+    """The domain capstone's RAG side: BM25 over the corpus's sentences finds, for every held-out question, a
+    sentence stating the asked fact; the reader rows state their answer once, about training herbs only."""
+    import re
+
+    from helpers import data, stages
+
+    test = data.load_split("domain", "test")
+    passages, sentences = stages.domain_passages([r["messages"][0]["content"] for r in test], k=3)
+    herbs = {h["herb"]: h for h in data.load_jsonl(DATA_DIR / "domain" / "herbs.jsonl", "herbs")}
+    assert len(sentences) >= 4 * len(herbs) and len(set(sentences)) == len(sentences), "each fact, each sentence once"
+    found = 0
+    for row, top in zip(test, passages):
+        herb = next(h for h in herbs if h in row["messages"][0]["content"])
+        answer = row["messages"][-1]["content"]
+        found += any(herb in s and re.search(rf"\b{re.escape(answer)}\b", s) for s in top)
+    assert found == len(test), "top-3 BM25 sentences hold every held-out fact"
+    rows = data.domain_reader_rows(200, seed=3)
+    assert rows == data.domain_reader_rows(200, seed=3)
+    test_herbs = {h for h, v in herbs.items() if v["split"] == "test"}
+    for row in rows:
+        *lines, question = row["messages"][0]["content"].split("\n")
+        herb = next(h for h in herbs if h in question)
+        assert herbs[herb]["split"] == "train" and not any(h in row["messages"][0]["content"] for h in test_herbs)
+        stating = [s for s in lines if herb in s and re.search(rf"\b{re.escape(row['messages'][-1]['content'])}\b", s)]
+        assert len(lines) == 3 and stating, row
+    asked = [next(h for h in herbs if h in row["messages"][0]["content"].split("\n")[-1]) for row in rows]
+    fresh = sum(row["messages"][-1]["content"] != herbs[herb][row["task"]] for row, herb in zip(rows, asked))
+    assert fresh > 0.6 * len(rows), "values drawn afresh: most differ from the herb's real fact"
