@@ -172,8 +172,8 @@ exercise("02.pipeline_accuracy", lambda recall, when_right, when_wrong: recall *
          rel=1e-3)
 exercise("11.vote_tokens", lambda k, tokens: k * tokens, "k replies of {tokens:.1f} tokens each", rel=1e-3)
 # --- 19_capstone_post_training ------------------------------------------------------------------
-exercise("19.stages_rerun", lambda stages, changed: len(stages) - stages.index(changed),
-         "the changed stage and every stage after it that reads it, directly or through another: here all of them")
+exercise("19.stages_rerun", lambda stages, changed: stages - changed + 1,
+         "stage {changed} and every stage after it that reads it, directly or through another: here all of them")
 exercise("19.win_rate", lambda wins, losses, ties: (wins + ties / 2) / (wins + losses + ties),
          "wins plus half the ties, over all prompts", rel=1e-3)
 
