@@ -18,7 +18,8 @@ def _fmt(value) -> str:
 
 
 def build_report(run_dir: Path) -> str:
-    """The Markdown report of a run: one table of every lesson's metrics, failures with their cell, total time."""
+    """The Markdown report of a run: one table of every lesson's metrics, the capstones' pipeline reports (every
+    stage's numbers), failures with their cell, total time."""
     run_dir = Path(run_dir)
     run_file = run_dir / "run.json"
     if not run_file.exists():
@@ -48,6 +49,12 @@ def build_report(run_dir: Path) -> str:
         lines += ["", "## Claims", "", f"{len(missed)} claim(s) of `course/claims.py` not met in this run."
                   if missed else "Every lesson's claims (`course/claims.py`) hold in this run."]
         lines += [f"- {check}" for check in missed]
+    pipelines = sorted(run_dir.glob("*/report.md"))  # a capstone's helpers.pipeline report: every stage's numbers
+    if pipelines:
+        lines += ["", "## Pipelines"]
+        for path in pipelines:  # its headings one level down, under the folder's name
+            text = path.read_text().split("\n")
+            lines += ["", f"### `{path.parent.name}/`", ""] + [f"##{t}" if t.startswith("#") else t for t in text[1:]]
     failures = [rec for rec in run["lessons"] if rec["status"] == "failed"]
     if failures:
         lines += ["", "## Failures"]

@@ -109,6 +109,14 @@ def test_report_lists_metrics_and_the_failing_cell(tmp_path):
     assert "| 04_b | ok | 120 s ⚠ | 1.2 GiB | - | - |" in text, "over the 90 s budget, with its peak RAM"
     # the claims of course/claims.py are checked on the recorded metrics: 01's lacks most, 04's has none
     assert "claim(s) of `course/claims.py` not met in this run" in text and "- 04 metrics readable (KeyError" in text
+    assert "## Pipelines" not in text
+    from helpers.pipeline import Pipeline  # a capstone's run folder inside the run: its stages in the report
+
+    pipe = Pipeline(tmp_path / "post_training", verbose=False)
+    pipe.run("curate", lambda out, inputs: {"kept": 600})
+    pipe.report("Post-training capstone")
+    text = report.write_report(tmp_path).read_text()
+    assert "## Pipelines\n\n### `post_training/`" in text and "### curate" in text and "| kept | 600 |" in text
     with pytest.raises(SystemExit):
         report.build_report(tmp_path / "missing")
 
