@@ -56,19 +56,19 @@ def removed_by_kind(removed: set[str], planted: dict[str, dict]) -> dict[str, in
 
 
 def data_card(source: str, stages: list[tuple[str, int, dict[str, int]]], kept: int, out_path: str | Path,
-              notes: list[str] = ()) -> str:
+              notes: list[str] = (), unit: str = "documents") -> str:
     """Write a data card (Markdown): the source, each stage's removals and reasons, what is left. Returns the text.
 
-    ``stages``: ``(stage, documents removed, {reason: count})`` in pipeline order. Introduced in
-    05_data_curation.ipynb.
+    ``stages``: ``(stage, items removed, {reason: count})`` in pipeline order; ``unit``: what the items are (the
+    capstone's chat sets: "rows"). Introduced in 05_data_curation.ipynb.
     """
     total = kept + sum(n for _, n, _ in stages)
-    lines = ["# Data card: curated corpus", "", f"Source: `{source}` ({total:,} documents).", "",
+    lines = ["# Data card: curated corpus", "", f"Source: `{source}` ({total:,} {unit}).", "",
              "| stage | removed | why |", "|---|---:|---|"]
     for stage, n, reasons in stages:
         why = ", ".join(f"{reason} {count}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]))
         lines.append(f"| {stage} | {n:,} | {why or '-'} |")
-    lines += ["", f"**Kept: {kept:,} documents ({kept / total:.1%}).**", ""] + [f"- {note}" for note in notes]
+    lines += ["", f"**Kept: {kept:,} {unit} ({kept / total:.1%}).**", ""] + [f"- {note}" for note in notes]
     text = "\n".join(lines) + "\n"
     Path(out_path).write_text(text, encoding="utf-8")
     return text
@@ -78,9 +78,6 @@ def data_card(source: str, stages: list[tuple[str, int, dict[str, int]]], kept: 
 # Chat sets (the post-training capstone, 19_capstone_post_training.ipynb): lesson 05's steps on SFT rows and
 # preference pairs instead of documents.
 # ---------------------------------------------------------------------------------------------
-CHAT_PROBLEMS = ("contaminated", "escaped", "empty", "tie")  # what raw_chat_sets plants
-
-
 def _prompt(row: dict) -> list[dict]:
     return row["messages"][:-1] if "messages" in row else row["prompt"]
 

@@ -280,7 +280,7 @@ def domain_reader_rows(n: int, seed: int = 0) -> list[dict]:
     No value can be memorised, so reading is the only way to a low loss (lesson 02's reader, for the herbs); test
     herbs never appear. Introduced in 20_capstone_domain_adaptation.ipynb."""
     rng = random.Random(seed)
-    herbs = [h for h in build_domain()["herbs"] if h["split"] == "train"]
+    herbs = [h for h in load_jsonl(DATA_DIR / "domain" / "herbs.jsonl", "herbs") if h["split"] == "train"]
     values = {"valley": sorted({h["valley"] for h in herbs}), "color": COLORS, "ailment": AILMENTS,
               "drops": [str(d) for d in range(1, 10)]}
     rows = []

@@ -133,12 +133,9 @@ class Pipeline:
                                                            indent=1, sort_keys=True) + "\n")
         path = self.root / "report.md"
         path.write_text("\n".join(lines))
-        if self._wandb is not None:  # the run's summary: every stage's last numbers; then the run ends
+        if self._wandb is not None:  # the run ends (its summary: every logged number's last value, wandb's default)
             import wandb
 
-            from helpers.metrics import flat_numbers
-
-            self._wandb.summary.update(flat_numbers({n: d["metrics"] for n, d in self.results.items()}))
             self._wandb.finish()
             wandb.teardown()  # its service process too: nothing left running
             self._wandb = None

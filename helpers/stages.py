@@ -37,6 +37,12 @@ def model_dir(inputs: dict[str, Path], name: str | None = None) -> Path:
     return next(iter(found.values()))
 
 
+def _source(inputs: dict[str, Path], base_model: str) -> str:
+    """What a training stage starts from: the input stages' model folder, or ``base_model`` when none has one."""
+    has_model = any((folder / MODEL / "config.json").exists() for folder in inputs.values())
+    return str(model_dir(inputs)) if has_model else base_model
+
+
 def _rows(split: str, limit: int | None = None) -> list[dict]:
     from helpers import data
 
@@ -66,14 +72,26 @@ def eval_rows(limit: int | None = None) -> list[dict]:
 def _measure(model, tok, rows: list[dict]) -> dict:
     """Exact match on the known families (overall and per task), the hallucination rate on the unknown one, and the
     replies; per-prompt hits (unknown: declined) in ``hits``."""
-    from helpers import alignment
-    from helpers.evaluation import exact_match, task_accuracy
+    from helpers.evaluation import exact_match, generate, split_messages
 
-    acc = task_accuracy(model, tok, rows)
-    known = {t: a for t, a in acc["per_task"].items() if t != "unknown"}
-    hits = [exact_match(reply, r["messages"][-1]["content"]) for reply, r in zip(acc["replies"], rows)]
-    return {"accuracy": sum(known.values()) / len(known), "per_task": known, "hits": hits, "replies": acc["replies"],
-            "hallucination": alignment.hallucination_rate(acc["replies"], rows)}
+    prompts, refs = split_messages(rows)
+    replies = generate(model, tok, prompts)
+    return {**_scores(replies, rows), "hits": [exact_match(r, ref) for r, ref in zip(replies, refs)],
+            "replies": replies}
+
+
+def _scores(replies: list[str], rows: list[dict]) -> dict:
+    """Exact match of ``replies`` on the known families: ``accuracy`` (their mean) and ``per_task``; and the
+    ``hallucination`` rate when ``rows`` hold the unknown family."""
+    from helpers import alignment
+    from helpers.evaluation import score_replies
+
+    per_task = score_replies(replies, rows)["per_task"]
+    known = {t: a for t, a in per_task.items() if t != "unknown"}
+    scores = {"accuracy": sum(known.values()) / len(known), "per_task": known}
+    if "unknown" in per_task:
+        scores["hallucination"] = alignment.hallucination_rate(replies, rows)
+    return scores
 
 
 def _per_task(rows: list[dict], limit: int | None) -> list[dict]:
@@ -98,6 +116,11 @@ def _save_adapter(out: Path, model, tok, base_model: str) -> None:
     (out / "adapter" / "base.json").write_text(json.dumps({"base_model": base_model}))
 
 
+def _losses(trainer) -> list[float]:
+    """The training losses a trainer logged, in order."""
+    return [e["loss"] for e in trainer.state.log_history if "loss" in e]
+
+
 def _train_sft(out: Path, model, tok, rows: list[dict], source: str, cfg, prec, steps: int, lr: float, seed: int,
                lora_r: int):
     """Lesson 03's SFT config with lesson 04's adapter on ``rows``; the adapter saved in ``out/adapter``. Returns
@@ -113,7 +136,7 @@ def _train_sft(out: Path, model, tok, rows: list[dict], source: str, cfg, prec, 
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=_lora(lora_r))
     trainer.train()
     _save_adapter(out, trainer.model, tok, source)
-    return trainer.model, [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return trainer.model, _losses(trainer)
 
 
 def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
@@ -131,8 +154,7 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
     from helpers import environment, precision, recipes
     from helpers.profiles import get_profile
 
-    with_model = {n: f for n, f in inputs.items() if (f / MODEL / "config.json").exists()}
-    source = str(model_dir(with_model)) if with_model else base_model
+    source = _source(inputs, base_model)
     device = environment.pick_device(verbose=False)
     cfg, prec = get_profile(profile), precision.choose(device)
     quantized = {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)} if load_in_8bit else {}
@@ -153,6 +175,19 @@ def sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r:
             "steps": steps, "base_8bit": load_in_8bit, "base_footprint_mb": footprint / 1e6}
 
 
+def _packed(split: str, domain: bool, tok, seq_len: int):
+    """The domain corpus's (or the general corpus's) ``split`` as packed rows of ``seq_len`` tokens."""
+    from helpers import data, training
+
+    return training.pack_corpus(data.load_corpus(split, domain=domain), tok, seq_len)
+
+
+def _held_out_text(tok, seq_len: int, limit: int | None) -> dict:
+    """``limit`` packed rows of held-out domain and general text: what DAPT and 8 bits are scored on."""
+    return {"domain": _packed("validation", True, tok, seq_len)[:limit],
+            "general": _packed("validation", False, tok, seq_len)[:limit]}
+
+
 def dapt(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
          profile: str = "tiny", replay: float = 0.0, eval_limit: int | None = 64) -> dict:
     """Domain-adaptive pretraining (DAPT): lesson 01's next-token objective on the domain corpus
@@ -164,30 +199,25 @@ def dapt(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r
     import torch
     from peft import get_peft_model
 
-    from helpers import data, environment, precision, recipes, training
+    from helpers import environment, precision, recipes, training
     from helpers.evaluation import perplexity
     from helpers.profiles import get_profile
 
-    with_model = {n: f for n, f in inputs.items() if (f / MODEL / "config.json").exists()}
-    source = str(model_dir(with_model)) if with_model else base_model
+    source = _source(inputs, base_model)
     device = environment.pick_device(verbose=False)
     cfg, prec = get_profile(profile), precision.choose(device)
     model, tok = recipes.load_model(source, dtype=prec.load_dtype)
     model.to(device).eval()
-
-    def rows(split: str, domain: bool):
-        return training.pack_corpus(data.load_corpus(split, domain=domain), tok, cfg.seq_len)
-
-    held_out = {"domain": rows("validation", True)[:eval_limit], "general": rows("validation", False)[:eval_limit]}
+    held_out = _held_out_text(tok, cfg.seq_len, eval_limit)
 
     def measure(m) -> dict:
         with torch.no_grad():
             return {name: perplexity(m, r.to(device)) for name, r in held_out.items()}
 
     before = measure(model)
-    train = rows("train", True)
+    train = _packed("train", True, tok, cfg.seq_len)
     if replay:  # as many general rows as make `replay` of the mix, drawn once
-        general = rows("train", False)
+        general = _packed("train", False, tok, cfg.seq_len)
         n = min(len(general), round(len(train) * replay / (1 - replay)))
         pick = torch.randperm(len(general), generator=torch.Generator().manual_seed(seed))[:n]
         train = torch.cat([train, general[pick]])
@@ -212,7 +242,7 @@ def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None 
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    from helpers import data, environment, quantization, recipes, training
+    from helpers import environment, quantization, recipes
     from helpers.evaluation import perplexity
     from helpers.profiles import get_profile
 
@@ -223,14 +253,13 @@ def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None 
     models = {"fp32": AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device).eval(),
               "int8": AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, device_map=device,
                                                            quantization_config=BitsAndBytesConfig(load_in_8bit=True))}
-    held_out = {name: training.pack_corpus(data.load_corpus("validation", domain=name == "domain"), tok,
-                                           cfg.seq_len)[:eval_limit].to(device) for name in ("domain", "general")}
+    held_out = {name: rows.to(device) for name, rows in _held_out_text(tok, cfg.seq_len, eval_limit).items()}
     result = {}
     for name, model in models.items():
         with torch.no_grad():
             result[name] = {"linear_mb": quantization.stored_bytes(model, quantization.in_linear_layers) / 1e6,
                             "stored_mb": quantization.stored_bytes(model) / 1e6,
-                            **{f"{k}_ppl": perplexity(model.eval(), rows) for k, rows in held_out.items()}}
+                            **{f"{k}_ppl": perplexity(model, rows) for k, rows in held_out.items()}}
     models["int8"].save_pretrained(out / MODEL)
     tok.save_pretrained(out / MODEL)
     result["linear_ratio"] = result["fp32"]["linear_mb"] / result["int8"]["linear_mb"]
@@ -286,8 +315,7 @@ def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, 
     from helpers.evaluation import task_accuracy
     from helpers.profiles import get_profile
 
-    with_model = {n: f for n, f in inputs.items() if (f / MODEL / "config.json").exists()}
-    source = str(model_dir(with_model)) if with_model else base_model
+    source = _source(inputs, base_model)
     device = environment.pick_device(verbose=False)
     cfg, prec = get_profile(profile), precision.choose(device)
     model, tok = recipes.load_model(source, dtype=prec.load_dtype)
@@ -363,7 +391,7 @@ def dpo(out: Path, inputs: dict, steps: int, lr: float, beta: float = 0.1, nll_w
     trainer.train()
     _save_adapter(out, trainer.model, tok, source)
     after = _measure(trainer.model, tok, test)
-    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    losses = _losses(trainer)
     return {"base_model": source, "train_pairs": len(pairs), "hallucination_before": before["hallucination"],
             "hallucination_after": after["hallucination"], "accuracy_before": before["accuracy"],
             "accuracy_after": after["accuracy"], "per_task_after": after["per_task"], "loss_first": losses[0],
@@ -376,6 +404,8 @@ def curate(out: Path, inputs: dict, seed: int = 0, per_kind: int = 30) -> dict:
     exact duplicates and rows that quote a held-out prompt). Writes ``out/sft.jsonl`` and ``out/preference.jsonl``
     (what the SFT and DPO stages read), ``out/removed.json`` (every removed row's id, step and why) and a data card
     ``out/README.md``; returns the counts per step and the scores against what was planted."""
+    from collections import Counter
+
     from helpers import curation, data
 
     sets, planted = curation.raw_chat_sets(seed, per_kind)
@@ -386,23 +416,17 @@ def curate(out: Path, inputs: dict, seed: int = 0, per_kind: int = 30) -> dict:
         kept, removed = curation.curate_chats(rows, held_out)
         (out / f"{kind}.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "id"}) + "\n"
                                                    for r in kept))
-        steps = [(step, len(ids), {why if step != "duplicate" else "same SHA-256 as a kept row": n
-                                   for why, n in _count(ids.values(), step).items()})
+        steps = [(step, len(ids), dict(Counter("same SHA-256 as a kept row" if step == "duplicate" else why
+                                               for why in ids.values())))  # a duplicate's why: the row it repeats
                  for step, ids in removed.items()]
         card.append(curation.data_card(f"{kind} training set with planted problems (curation.raw_chat_sets)",
-                                       steps, len(kept), out / f"{kind}.card.md").replace("documents", "rows"))
+                                       steps, len(kept), out / f"{kind}.card.md", unit="rows"))
         removed_all[kind] = removed
         metrics[kind] = {"raw": len(rows), "kept": len(kept), "removed": {step: len(ids) for step, ids in removed.items()},
                          **curation.chat_scores(kept, removed, planted)}
     (out / "README.md").write_text("\n".join(card))
     (out / "removed.json").write_text(json.dumps(removed_all, indent=1))
     return metrics
-
-
-def _count(whys, step: str) -> dict[str, int]:
-    from collections import Counter
-
-    return dict(Counter(step if step == "duplicate" else why for why in whys))
 
 
 def evaluate(out: Path, inputs: dict, base_model: str | None = None, limit: int | None = 64,
@@ -511,20 +535,19 @@ def gguf(out: Path, inputs: dict, outtypes: tuple[str, ...] = ("q8_0",)) -> dict
 
     source = model_dir(inputs)
     weights = sum(f.stat().st_size for f in source.glob("*.safetensors"))
-    files = {}
+    files, f32 = {}, out / "model-f32.gguf"
     for kind in outtypes:
-        path = out / f"model-{kind.lower()}.gguf"
+        path, quantized = out / f"model-{kind.lower()}.gguf", {}
         if kind.lower() in quantization.CONVERTER_TYPES:
             quantization.to_gguf(source, path, kind.lower())
         else:
-            f32 = out / "model-f32.gguf"
             if not f32.exists():
                 quantization.to_gguf(source, f32, "f32")
-            files[kind] = quantization.quantize_gguf(f32, path, kind)
-        files[kind] = {**files.get(kind, {}), "file": path.name, "mb": path.stat().st_size / 1e6,
+            quantized = quantization.quantize_gguf(f32, path, kind)
+        files[kind] = {**quantized, "file": path.name, "mb": path.stat().st_size / 1e6,
                        "size_ratio": weights / path.stat().st_size}
     if "f32" not in [k.lower() for k in outtypes]:
-        (out / "model-f32.gguf").unlink(missing_ok=True)  # only the step to a llama.cpp type
+        f32.unlink(missing_ok=True)  # only the step to a llama.cpp type
     return files
 
 
@@ -545,12 +568,11 @@ def serve(out: Path, inputs: dict, api_key: str, limit: int | None = 64, engines
     import torch
     from openai import OpenAI
 
-    from helpers import alignment, environment, precision, serving
-    from helpers.evaluation import score_replies
+    from helpers import environment, precision, serving
 
     device = environment.pick_device(verbose=False)
     prec = precision.choose(device)
-    folder = model_dir({n: f for n, f in inputs.items() if (f / MODEL / "config.json").exists()})
+    folder = model_dir(inputs)
     if questions == "domain":
         from helpers import data, retrieval
 
@@ -606,12 +628,10 @@ def serve(out: Path, inputs: dict, api_key: str, limit: int | None = 64, engines
                            "left_running": server.alive() or serving.listening(port)}
         for name, part in (("", [i for i, r in enumerate(rows) if not r.get("rag")]),
                            ("rag_", [i for i, r in enumerate(rows) if r.get("rag")])):
-            if not part:
-                continue
-            scored = score_replies([replies[i] for i in part], [rows[i] for i in part])
-            known = {t: a for t, a in scored["per_task"].items() if t != "unknown"}
-            results[engine][f"{name}accuracy"] = sum(known.values()) / len(known)
-            if "unknown" in scored["per_task"]:
-                results[engine]["hallucination"] = alignment.hallucination_rate(replies, rows)
+            if part:
+                scored = _scores([replies[i] for i in part], [rows[i] for i in part])
+                results[engine][f"{name}accuracy"] = scored["accuracy"]
+                if "hallucination" in scored:
+                    results[engine]["hallucination"] = scored["hallucination"]
         (out / f"{engine.replace(':', '-')}.replies.json").write_text(json.dumps(replies, indent=1))
     return results
