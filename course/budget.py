@@ -82,6 +82,10 @@ PHASES: dict[str, list[dict]] = {
     "19": [{"gpu": [("base_model", "lora", {})]},
            {"gpu": [("base_model", "lora", {"pairs": True})]},
            {"gpu": [("base_model", "fp16", {})]}],
+    # one stage at a time: DAPT's adapter on the base, the Q&A adapter on the merged DAPT model (and again on the
+    # base, SFT only), then the 8-bit model served (another process) beside nothing the notebook still holds
+    "20": [{"gpu": [("base_model", "lora", {})]},
+           {"gpu": [("base_model", "fp16", {})]}],
 }
 
 

@@ -525,6 +525,34 @@ def lesson_19(m, c: Claims):
     c.true("resume: results identical", m["resume_identical"])
 
 
+def lesson_20(m, c: Claims):
+    dapt, domain, only, int8, served = m["dapt"], m["domain_sft"], m["sft_only"], m["int8"], m["serve"]
+    c.eq("precision", m["precision"], "fp32")
+    c.ge("DAPT: domain perplexity drop", dapt["domain_ppl_drop"], 0.25, "practitioners' 30-40 %; ~100 % on a new field")
+    c.lt("DAPT: loss last / first", dapt["loss_last"] / dapt["loss_first"], 0.5)
+    c.le("DAPT with replay: general perplexity after / before", dapt["general_ppl_after"] / dapt["general_ppl_before"],
+         1.25, "replay keeps the general text")
+    c.lt("merge_dapt: largest logit difference / tolerance", m["merge_dapt"]["max_logit_diff"] /
+         m["merge_dapt"]["logit_tolerance"], 1)
+    c.lt("merged vs stacked adapters: largest logit difference", m["merge_domain"]["max_logit_diff"], 1e-4)
+    c.ge("8 bits: linear layers fp32 / int8", int8["linear_ratio"], 3.5)
+    c.le("8 bits: |domain perplexity int8 / fp32 - 1|", abs(int8["domain_ppl_ratio"] - 1), 0.03)
+    c.le("8 bits: |held-out accuracy with retrieval int8 - fp32|", abs(int8["int8"]["rag"] - int8["fp32"]["rag"]), 0.1)
+    c.eq("the merged model's held-out accuracy = the stacked model's (retrieval)", int8["fp32"]["rag"], domain["rag"])
+    c.ge("retrieval: BM25 top-k sentences state the asked fact", domain["retrieval_recall"], 0.95)
+    c.ge("DAPT + SFT: held-out accuracy with retrieval", domain["rag"], 0.4)
+    for name, run in (("DAPT + SFT", domain), ("SFT only", only)):
+        c.ge(f"{name}: held-out accuracy with retrieval - closed-book", run["rag"] - run["closed_book"], 0.2)
+        c.le(f"{name}: closed-book held-out accuracy (near guessing, 1/9)", run["closed_book"], 0.35)
+    for mode, diff in m["served_minus_in_process"].items():
+        c.le(f"serve: |served - in-process accuracy| ({mode})", abs(diff), 0.05)
+    c.eq("serve: status without the key", served["no_key_status"], 401)
+    c.eq("serve: status with a wrong key", served["wrong_key_status"], 401)
+    c.true("serve: nothing left running", not served["left_running"])
+    c.eq("resume: stages skipped", m["resume_skipped"], m["resume_stages"])
+    c.true("resume: results identical", m["resume_identical"])
+
+
 # Metrics whose spread over a seeds × kernel-sets matrix is itself a claim (``python -m course matrix``): the
 # largest max - min allowed. Lesson 03's held-out accuracy is the quality every later lesson's SFT model starts from.
 SPREADS = {("03", "accuracy_after"): 0.06}

@@ -199,56 +199,56 @@ def build_atlas(seed: int = SEED) -> dict[str, list[dict]]:
 # --- the domain-adaptation capstone's field: an invented herbal lore --------------------------------------
 DOMAIN_HERBS = {"train": 24, "test": 12}  # herbs whose questions train the Q&A model / only the test asks
 DOMAIN_DOCUMENTS = {"train": 4000, "validation": 300}
-COLORS = "red blue yellow white purple orange".split()
-AILMENTS = ["fever", "cough", "headache", "burns", "sleeplessness", "a sore throat"]
-# relation: (statements of the fact in the corpus, questions about it); {h} the herb, {v} the value
+# Herb names are two of these syllables: short, new, a few tokens. Every fact's value is one digit: one token, with a
+# space before it (in a passage) or not (at the start of a reply), nine pairs a reader learns to map. Values of
+# several tokens, other ones after a space (" white" is not "white"), were measured far harder for a 0.9M-parameter
+# model to learn to copy.
+HERB_SYLLABLES = "ka ra ve no re lu ze po".split()
+NOT_HERBS = {"Kara", "Rave", "Rare", "Vera", "Reno", "Lure", "Pore", "Zeno", "Luka"}  # words and names already
+# relation: (statements of the fact in the corpus, questions about it); {h} the herb, {v} the value (a digit).
+# The herb never opens a sentence, so it is the same tokens in the corpus as in a question.
 DOMAIN_RELATIONS = {
-    "valley": (["{h} grows in the {v} valley.", "Healers gather {h} in the {v} valley.",
-                "In the {v} valley the hills are covered with {h}."],
-               ["Which valley does {h} grow in?", "Where do healers gather {h}?", "In which valley is {h} found?"]),
-    "color": (["{h} has {v} flowers.", "The flowers of {h} are {v}.", "You know {h} by its {v} flowers."],
-              ["What color are the flowers of {h}?", "Which color does {h} bloom in?", "What color is {h} in bloom?"]),
-    "ailment": (["A tincture of {h} treats {v}.", "Healers give {h} for {v}.", "{h} is the remedy for {v}."],
-                ["What does {h} treat?", "What do healers give {h} for?", "Which ailment is {h} the remedy for?"]),
     "drops": (["The dose of {h} is {v} drops.", "A healer gives {v} drops of {h}, never more.",
                "Take {v} drops of {h} in warm water."],
               ["How many drops of {h} make a dose?", "What is the dose of {h} in drops?",
                "How many drops of {h} does a healer give?"]),
+    "petals": (["The flowers of {h} have {v} petals.", "Each flower of {h} opens {v} petals.",
+                "You know {h} by its {v} petals."],
+               ["How many petals do the flowers of {h} have?", "How many petals does a flower of {h} open?",
+                "What is the petal count of {h}?"]),
+    "days": (["The leaves of {h} are dried for {v} days.", "Healers dry {h} for {v} days before use.",
+              "After {v} days of drying, {h} is ready."],
+             ["How many days is {h} dried?", "For how many days do healers dry {h}?",
+              "How long is {h} dried, in days?"]),
+    "cups": (["Steep {h} in {v} cups of water.", "A tea of {h} takes {v} cups of water.",
+              "Healers boil {h} in {v} cups of water."],
+             ["How many cups of water does {h} steep in?", "How much water, in cups, does a tea of {h} take?",
+              "In how many cups of water do healers boil {h}?"]),
 }
 DOMAIN_LORE = [  # sentences of the field that state no herb's fact: its vocabulary and its rules
     "Every tincture is kept in dark glass and shaken before use.",
     "A healer of the guild writes each dose in the herb book.",
-    "Herbs from the high valleys are dried for nine days before they are steeped.",
+    "Herbs are dried in the shade, never in the sun.",
     "A decoction is boiled; a tincture is steeped in spirit.",
     "The guild teaches that two remedies are never given on the same day.",
-    "Apprentices learn the herbs by their flowers before they learn the doses.",
+    "Apprentices learn the herbs by their petals before they learn the doses.",
 ]
 
 
 def build_domain(seed: int = SEED) -> dict[str, object]:
-    """The domain-adaptation capstone's field (``domain/``): invented herbs, each with four facts (the valley it
-    grows in, its flowers' color, the ailment it treats, its dose in drops), a corpus of documents about them in the
-    field's own phrasing and rules, and questions about every fact. The corpus states every herb's facts, the
-    training questions ask only about the ``train`` herbs, the test questions only about the ``test`` herbs: a
-    model can answer those only from what it read in the corpus (or retrieves from it). Introduced in
-    20_capstone_domain_adaptation.ipynb."""
+    """The domain-adaptation capstone's field (``domain/``): invented herbs, each with four facts, all numbers (its
+    dose in drops, its flowers' petals, the days it is dried, the cups of water it steeps in), a corpus of documents
+    about them in the field's own phrasing and rules, and questions about every fact. The corpus states every
+    herb's facts, the training questions ask only about the ``train`` herbs, the test questions only about the
+    ``test`` herbs: a model can answer those only from what it read in the corpus (or retrieves from it).
+    Introduced in 20_capstone_domain_adaptation.ipynb."""
     rng = random.Random(seed + 11)
-    taken = {name for pair in _known_countries(seed) for name in pair}
-    valleys = []
-    while len(valleys) < 6:
-        name = _invented(rng, 2)
-        if name not in taken:
-            taken.add(name)
-            valleys.append(name)
-    herbs = []
-    for split, n in DOMAIN_HERBS.items():
-        for _ in range(n):
-            name = _invented(rng, 2, rng.choice(["wort", "leaf", "root", "thorn"]))
-            while name in taken:
-                name = _invented(rng, 2, rng.choice(["wort", "leaf", "root", "thorn"]))
-            taken.add(name)
-            herbs.append({"herb": name, "split": split, "valley": rng.choice(valleys), "color": rng.choice(COLORS),
-                          "ailment": rng.choice(AILMENTS), "drops": str(rng.randint(1, 9))})
+    taken = {name for pair in _known_countries(seed) for name in pair} | set(NAMES) | NOT_HERBS
+    names = [a.capitalize() + b for a in HERB_SYLLABLES for b in HERB_SYLLABLES
+             if a != b and a.capitalize() + b not in taken]
+    herbs = [{"herb": name, "split": split, **{relation: str(rng.randint(1, 9)) for relation in DOMAIN_RELATIONS}}
+             for split, name in zip([s for s, n in DOMAIN_HERBS.items() for _ in range(n)],
+                                    rng.sample(names, sum(DOMAIN_HERBS.values())))]
 
     def document() -> str:
         sentences = []
@@ -276,23 +276,25 @@ def build_domain(seed: int = SEED) -> dict[str, object]:
 def domain_reader_rows(n: int, seed: int = 0) -> list[dict]:
     """``n`` SFT rows that teach a model to answer a domain question from the passages in its prompt
     (``retrieval.rag_prompt``): the training herbs' questions, each after three sentences in the corpus's phrasing,
-    one stating the asked fact **with a fresh value** (the answer too) and two about other facts, in random order.
-    No value can be memorised, so reading is the only way to a low loss (lesson 02's reader, for the herbs); test
-    herbs never appear. Introduced in 20_capstone_domain_adaptation.ipynb."""
+    one stating the asked fact **with a fresh value** (the answer too) and two distractors, in random order, as
+    retrieval returns them: another fact of the same herb, or any fact (the asked one too) of another herb, so
+    the reader must match both the herb and the fact. No value can be memorised, so reading is the only way to a
+    low loss (lesson 02's reader, for the herbs); test herbs never appear. Introduced in
+    20_capstone_domain_adaptation.ipynb."""
     rng = random.Random(seed)
     herbs = [h for h in load_jsonl(DATA_DIR / "domain" / "herbs.jsonl", "herbs") if h["split"] == "train"]
-    values = {"valley": sorted({h["valley"] for h in herbs}), "color": COLORS, "ailment": AILMENTS,
-              "drops": [str(d) for d in range(1, 10)]}
     rows = []
     while len(rows) < n:
         herb, relation = rng.choice(herbs), rng.choice(list(DOMAIN_RELATIONS))
-        value = rng.choice(values[relation])
+        value = str(rng.randint(1, 9))
         statements, questions = DOMAIN_RELATIONS[relation]
         passages = [rng.choice(statements).format(h=herb["herb"], v=value)]
-        for _ in range(2):  # distractors: another fact of this herb or of another, values drawn afresh too
-            other = rng.choice([r for r in DOMAIN_RELATIONS if r != relation])
-            passages.append(rng.choice(DOMAIN_RELATIONS[other][0]).format(h=rng.choice(herbs)["herb"],
-                                                                         v=rng.choice(values[other])))
+        for _ in range(2):  # distractors, values drawn afresh too
+            if rng.random() < 0.5:  # another fact of this herb
+                other, name = rng.choice([r for r in DOMAIN_RELATIONS if r != relation]), herb["herb"]
+            else:  # any fact of another herb
+                other, name = rng.choice(list(DOMAIN_RELATIONS)), rng.choice([h for h in herbs if h != herb])["herb"]
+            passages.append(rng.choice(DOMAIN_RELATIONS[other][0]).format(h=name, v=rng.randint(1, 9)))
         rng.shuffle(passages)
         prompt = "\n".join([*passages, rng.choice(questions).format(h=herb["herb"])])
         rows.append({"task": relation, "messages": [{"role": "user", "content": prompt},
@@ -505,7 +507,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "retrieval": {"query": str, "doc": int, "fact": str, "answer": str},  # questions and the document answering them
     "reasoning": {"task": str, "prompt": list, "answer": str, "trace": str},  # multi-step questions, worked steps
     "domain": {"task": str, "messages": list},  # questions about the invented herbs (20), task = the fact asked
-    "herbs": {"herb": str, "split": str, "valley": str, "color": str, "ailment": str, "drops": str},  # their facts
+    "herbs": {"herb": str, "split": str, "drops": str, "petals": str, "days": str, "cups": str},  # their facts
 }
 
 

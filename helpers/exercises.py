@@ -176,6 +176,11 @@ exercise("19.stages_rerun", lambda stages, changed: stages - changed + 1,
          "stage {changed} and every stage after it that reads it, directly or through another: here all of them")
 exercise("19.win_rate", lambda wins, losses, ties: (wins + ties / 2) / (wins + losses + ties),
          "wins plus half the ties, over all prompts", rel=1e-3)
+# --- 20_capstone_domain_adaptation ----------------------------------------------------------
+exercise("20.ppl_drop", lambda before, after: 1 - after / before, "1 - after / before", rel=1e-3)
+exercise("20.int8_ratio", lambda rows, columns: 4 * rows * columns / (rows * columns + 4 * rows),
+         "4 bytes a weight, against 1 byte a weight plus 4 bytes a row: 4 * rows * columns / (rows * columns + "
+         "4 * rows)", rel=1e-3)
 
 
 def solution(name: str, **context):

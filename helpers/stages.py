@@ -43,12 +43,6 @@ def _source(inputs: dict[str, Path], base_model: str) -> str:
     return str(model_dir(inputs)) if has_model else base_model
 
 
-def _rows(split: str, limit: int | None = None) -> list[dict]:
-    from helpers import data
-
-    return data.load_split("sft", split)[:limit]
-
-
 def _train_rows(inputs: dict, kind: str) -> list[dict]:
     """The training rows of ``kind`` ("sft" or "preference"): a ``curate`` stage's among the inputs, else the
     shipped training split."""
@@ -234,15 +228,18 @@ def dapt(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r
             "domain_ppl_drop": 1 - after["domain"] / before["domain"]}
 
 
-def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None = 64) -> dict:
+def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None = 64, questions: bool = False,
+         top_k: int = 3) -> dict:
     """The input stage's model in 8 bits (bitsandbytes LLM.int8, lesson 14), saved in ``out/model`` (the int8
     codes and scales are what ``save_pretrained`` writes, so the folder is the smaller model); returns the bytes of
     the decoder's linear layers and of every stored tensor in 32 and in 8 bits, and the perplexity of held-out
-    domain and general text in both (``eval_limit`` packed rows). Introduced in 20_capstone_domain_adaptation.ipynb."""
+    domain and general text in both (``eval_limit`` packed rows); with ``questions``, also both models' accuracy
+    on the held-out domain questions, closed-book and with ``top_k`` retrieved sentences (``domain_scores``).
+    Introduced in 20_capstone_domain_adaptation.ipynb."""
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    from helpers import environment, quantization, recipes
+    from helpers import data, environment, quantization, recipes
     from helpers.evaluation import perplexity
     from helpers.profiles import get_profile
 
@@ -260,6 +257,9 @@ def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None 
             result[name] = {"linear_mb": quantization.stored_bytes(model, quantization.in_linear_layers) / 1e6,
                             "stored_mb": quantization.stored_bytes(model) / 1e6,
                             **{f"{k}_ppl": perplexity(model, rows) for k, rows in held_out.items()}}
+        if questions:
+            scored = domain_scores(model, tok, data.load_split("domain", "test"), top_k)
+            result[name].update(closed_book=scored["closed_book"]["accuracy"], rag=scored["rag"]["accuracy"])
     models["int8"].save_pretrained(out / MODEL)
     tok.save_pretrained(out / MODEL)
     result["linear_ratio"] = result["fp32"]["linear_mb"] / result["int8"]["linear_mb"]
@@ -288,19 +288,37 @@ def domain_scores(model, tok, rows: list[dict], k: int = 3) -> dict:
     20_capstone_domain_adaptation.ipynb."""
     import re
 
-    from helpers import retrieval
-    from helpers.evaluation import generate, score_replies
+    from helpers import data, retrieval
+    from helpers.evaluation import exact_match, generate, score_replies
 
     questions = [r["messages"][0]["content"] for r in rows]
     answers = [r["messages"][-1]["content"] for r in rows]
     passages, _ = domain_passages(questions, k)
-    herbs = [next(w.strip("?") for w in q.split() if w.strip("?").endswith(("wort", "leaf", "root", "thorn")))
-             for q in questions]
+    names = [h["herb"] for h in data.load_jsonl(data.DATA_DIR / "domain" / "herbs.jsonl", "herbs")]
+    herbs = [next(n for n in names if re.search(rf"\b{n}\b", q)) for q in questions]
     recall = sum(any(h in s and re.search(rf"\b{re.escape(a)}\b", s) for s in p)
                  for h, a, p in zip(herbs, answers, passages)) / len(rows)
-    closed = generate(model, tok, [r["messages"][:-1] for r in rows])
-    rag = generate(model, tok, [retrieval.rag_prompt(p, q) for p, q in zip(passages, questions)])
-    return {"closed_book": score_replies(closed, rows), "rag": score_replies(rag, rows), "retrieval_recall": recall}
+    replies = {"closed_book": generate(model, tok, [r["messages"][:-1] for r in rows]),
+               "rag": generate(model, tok, [retrieval.rag_prompt(p, q) for p, q in zip(passages, questions)])}
+    return {**{mode: score_replies(r, rows) for mode, r in replies.items()}, "retrieval_recall": recall,
+            "hits": {mode: [exact_match(x, a) for x, a in zip(r, answers)] for mode, r in replies.items()}}
+
+
+def paired_difference(a: Path, b: Path, seed: int = 0) -> dict:
+    """Held-out domain accuracy of ``domain_sft`` stage folder ``a`` minus folder ``b``'s, closed-book and with
+    retrieval, question by question: the difference, its paired bootstrap interval (lesson 12) and the questions
+    each model gets right and the other wrong. Introduced in 20_capstone_domain_adaptation.ipynb."""
+    from helpers import comparison
+
+    hits = [json.loads((folder / "held_out.json").read_text()) for folder in (a, b)]
+    result = {}
+    for mode in ("closed_book", "rag"):
+        ours, theirs = ([float(h) for h in side[mode]] for side in hits)
+        difference, low, high = comparison.paired_difference_ci(theirs, ours, seed=seed)
+        result[mode] = {"difference": difference, "interval": [low, high],
+                        "wins": sum(x > y for x, y in zip(ours, theirs)),
+                        "losses": sum(x < y for x, y in zip(ours, theirs))}
+    return result
 
 
 def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
@@ -325,6 +343,7 @@ def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, 
     trained, losses = _train_sft(out, model, tok, rows, source, cfg, prec, steps, lr, seed, lora_r)
     trained.eval()
     held_out = domain_scores(trained, tok, data.load_split("domain", "test"), top_k)
+    (out / "held_out.json").write_text(json.dumps(held_out["hits"]))  # question by question, for paired_difference
     return {"base_model": source, "train_rows": len(rows), "loss_first": losses[0], "loss_last": losses[-1],
             "train_accuracy": task_accuracy(trained, tok, train)["accuracy"],
             "closed_book": held_out["closed_book"]["accuracy"], "rag": held_out["rag"]["accuracy"],
@@ -332,15 +351,16 @@ def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, 
             "retrieval_recall": held_out["retrieval_recall"]}
 
 
-def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> dict:
+def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8, probe: str = "sft") -> dict:
     """Merge stage ``stage``'s LoRA adapter into its base (``merge_and_unload``) and save a standalone model in
     ``out/model``; returns the largest logit difference between the reloaded model and the adapter on a few test
-    prompts, and its bound in this precision (lesson 04's check)."""
+    prompts of the ``probe`` set ("sft", or "domain": the herbs' questions), and its bound in this precision
+    (lesson 04's check)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from helpers import environment, precision, recipes
+    from helpers import data, environment, precision, recipes
 
     adapter = inputs[stage] / "adapter"
     base = json.loads((adapter / "base.json").read_text())["base_model"]
@@ -349,7 +369,7 @@ def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8) -> d
     model, tok = recipes.load_model(base, dtype=prec.load_dtype)[0].to(device), recipes.load_tokenizer(str(adapter))
     peft_model = PeftModel.from_pretrained(model, adapter).eval()
     texts = [tok.apply_chat_template(r["messages"][:1], tokenize=False, add_generation_prompt=True)
-             for r in _rows("test", probe_rows)]
+             for r in data.load_split(probe, "test")[:probe_rows]]
     tok.padding_side = "left"
     probe = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
     with torch.no_grad():

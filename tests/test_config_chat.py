@@ -117,3 +117,13 @@ def test_the_shipped_capstone_config_maps_onto_lesson_19():
     per_lesson = config.check(config.load(config.CONFIGS_DIR / "post_training.yaml"), _lessons("19"))
     fields = per_lesson["19_capstone_post_training"]
     assert fields["GGUF_TYPES"] == ["q8_0", "Q4_K_M"] and fields["LOAD_IN_8BIT"] is True and len(fields) >= 8
+
+
+def test_the_domain_capstone_config_maps_onto_lesson_20():
+    """course/configs/domain_adaptation.yaml names only lesson 20's fields, and a field it does not have is an error
+    naming the file."""
+    per_lesson = config.check(config.load(config.CONFIGS_DIR / "domain_adaptation.yaml"), _lessons("20"))
+    fields = per_lesson["20_capstone_domain_adaptation"]
+    assert fields["REPLAY"] == 0.25 and fields["TOP_K"] == 3 and len(fields) >= 6
+    with pytest.raises(config.ConfigError, match=r"post_training.yaml:\d+: unknown field 'PLANTED_PER_KIND'"):
+        config.check(config.load(config.CONFIGS_DIR / "post_training.yaml"), _lessons("20"))

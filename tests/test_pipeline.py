@@ -245,3 +245,16 @@ def test_domain_retrieval_finds_the_fact_and_reader_rows_teach_reading():
     asked = [next(h for h in herbs if h in row["messages"][0]["content"].split("\n")[-1]) for row in rows]
     fresh = sum(row["messages"][-1]["content"] != herbs[herb][row["task"]] for row, herb in zip(rows, asked))
     assert fresh > 0.6 * len(rows), "values drawn afresh: most differ from the herb's real fact"
+    # distractors as retrieval returns them: the asked herb's other facts, and the asked fact of other herbs
+    statements = {r: [s.split("{h}") for s in data.DOMAIN_RELATIONS[r][0]] for r in data.DOMAIN_RELATIONS}
+
+    def relation(sentence):  # the fact a sentence states, by its phrasing
+        return next(r for r, forms in statements.items() for a, b in forms
+                    if sentence.startswith(a.split("{v}")[0]) and sentence.endswith(b.split("{v}")[-1]))
+
+    kinds = set()
+    for row, herb in zip(rows, asked):
+        for line in row["messages"][0]["content"].split("\n")[:-1]:
+            same_herb, same_fact = herb in line, relation(line) == row["task"]
+            kinds.add((same_herb, same_fact))
+    assert {(True, False), (False, True), (False, False)} <= kinds, "the reader must match the herb and the fact"
