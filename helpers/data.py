@@ -273,32 +273,60 @@ def build_domain(seed: int = SEED) -> dict[str, object]:
     return {"herbs": herbs, "corpus": corpus, "qa": qa}
 
 
-def domain_reader_rows(n: int, seed: int = 0) -> list[dict]:
-    """``n`` SFT rows that teach a model to answer a domain question from the passages in its prompt
-    (``retrieval.rag_prompt``): the training herbs' questions, each after three sentences in the corpus's phrasing,
-    one stating the asked fact **with a fresh value** (the answer too) and two distractors, in random order, as
-    retrieval returns them: another fact of the same herb, or any fact (the asked one too) of another herb, so
-    the reader must match both the herb and the fact. No value can be memorised, so reading is the only way to a
-    low loss (lesson 02's reader, for the herbs); test herbs never appear. Introduced in
-    20_capstone_domain_adaptation.ipynb."""
+def domain_sentences(exclude_split: str | None = None) -> list[str]:
+    """The domain's training corpus cut into sentences (chunks short enough for a small model's context), each kept
+    once: what retrieval searches. ``exclude_split``: leave out the sentences naming a herb of that split.
+    Introduced in 20_capstone_domain_adaptation.ipynb."""
+    sentences = dict.fromkeys(s for doc in load_corpus("train", domain=True) for s in re.split(r"(?<=\.) ", doc))
+    if exclude_split:
+        names = [h["herb"] for h in load_jsonl(DATA_DIR / "domain" / "herbs.jsonl", "herbs") if h["split"] == exclude_split]
+        sentences = {s: None for s in sentences if not any(re.search(rf"\b{n}\b", s) for n in names)}
+    return list(sentences)
+
+
+def domain_fact(sentence: str) -> tuple[str, str, str] | None:
+    """(herb, relation, value) a corpus sentence states, read off its phrasing; None for one of the field's rules."""
+    for relation, (statements, _) in DOMAIN_RELATIONS.items():
+        for statement in statements:
+            pattern = re.escape(statement).replace(r"\{h\}", r"(?P<h>\w+)").replace(r"\{v\}", r"(?P<v>\d)")
+            found = re.fullmatch(pattern, sentence)
+            if found:
+                return found["h"], relation, found["v"]
+    return None
+
+
+def domain_reader_rows(n: int, seed: int = 0, k: int = 3) -> list[dict]:
+    """``n`` SFT rows that teach a model to answer a domain question from the ``k`` sentences retrieval puts before
+    it (``retrieval.rag_prompt``): each a training herb's question after the sentences BM25 (lesson 02) retrieves
+    for it from the corpus (test herbs' sentences left out), in retrieval's order, **every value in them drawn
+    afresh**, the answer too (lesson 02's reader trick: no value can be memorised, so reading is the only way to a
+    low loss). The reader trains on what the retriever returns: the asked herb's other facts, the asked fact of
+    other herbs, in the order it ranks them. Questions whose sentences miss the asked fact are not used.
+    Introduced in 20_capstone_domain_adaptation.ipynb."""
+    from helpers import retrieval
+
     rng = random.Random(seed)
-    herbs = [h for h in load_jsonl(DATA_DIR / "domain" / "herbs.jsonl", "herbs") if h["split"] == "train"]
+    questions = load_split("domain", "train")
+    sentences = domain_sentences(exclude_split="test")
+    top = retrieval.bm25_search(sentences, [q["messages"][0]["content"] for q in questions], k)
+    usable = []
+    for question, ids in zip(questions, top):
+        asked = question["messages"][0]["content"]
+        facts = [domain_fact(sentences[i]) for i in ids]
+        stating = [j for j, f in enumerate(facts)
+                   if f and f[1] == question["task"] and re.search(rf"\b{f[0]}\b", asked)]
+        if stating:
+            usable.append((asked, question["task"], [sentences[i] for i in ids], facts, stating))
     rows = []
     while len(rows) < n:
-        herb, relation = rng.choice(herbs), rng.choice(list(DOMAIN_RELATIONS))
-        value = str(rng.randint(1, 9))
-        statements, questions = DOMAIN_RELATIONS[relation]
-        passages = [rng.choice(statements).format(h=herb["herb"], v=value)]
-        for _ in range(2):  # distractors, values drawn afresh too
-            if rng.random() < 0.5:  # another fact of this herb
-                other, name = rng.choice([r for r in DOMAIN_RELATIONS if r != relation]), herb["herb"]
-            else:  # any fact of another herb
-                other, name = rng.choice(list(DOMAIN_RELATIONS)), rng.choice([h for h in herbs if h != herb])["herb"]
-            passages.append(rng.choice(DOMAIN_RELATIONS[other][0]).format(h=name, v=rng.randint(1, 9)))
-        rng.shuffle(passages)
-        prompt = "\n".join([*passages, rng.choice(questions).format(h=herb["herb"])])
-        rows.append({"task": relation, "messages": [{"role": "user", "content": prompt},
-                                                    {"role": "assistant", "content": value}]})
+        asked, relation, passages, facts, stating = rng.choice(usable)
+        answer = str(rng.randint(1, 9))
+        lines = []
+        for j, (sentence, fact) in enumerate(zip(passages, facts)):
+            value = answer if j in stating else str(rng.randint(1, 9))
+            lines.append(sentence if fact is None else re.sub(r"\b\d\b", value, sentence))
+        rows.append({"task": relation, "messages": [{"role": "user", "content": "\n".join([*lines, asked])},
+                                                    {"role": "assistant", "content": answer}]})
     return rows
 
 

@@ -268,15 +268,11 @@ def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None 
 
 
 def domain_passages(questions: list[str], k: int = 3) -> tuple[list[list[str]], list[str]]:
-    """The ``k`` sentences of the domain's training corpus that BM25 (lesson 02) ranks first for each question, and
-    the sentences searched: the corpus cut into sentences (chunks short enough for a small model's context), each
-    kept once. Introduced in 20_capstone_domain_adaptation.ipynb."""
-    import re
-
+    """The ``k`` sentences of the domain's training corpus (``data.domain_sentences``) that BM25 (lesson 02) ranks
+    first for each question, and the sentences searched. Introduced in 20_capstone_domain_adaptation.ipynb."""
     from helpers import data, retrieval
 
-    sentences = list(dict.fromkeys(s for doc in data.load_corpus("train", domain=True)
-                                   for s in re.split(r"(?<=\.) ", doc)))
+    sentences = data.domain_sentences()
     top = retrieval.bm25_search(sentences, questions, k)
     return [[sentences[i] for i in row] for row in top], sentences
 
@@ -324,8 +320,9 @@ def paired_difference(a: Path, b: Path, seed: int = 0) -> dict:
 def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
                profile: str = "tiny", reader_rows: int = 600, top_k: int = 3) -> dict:
     """LoRA SFT (lesson 03's config, lesson 04's adapter) of the input stage's model (or ``base_model``) on the
-    domain's training questions, closed-book, and on ``reader_rows`` questions asked after three sentences
-    (``data.domain_reader_rows``: fresh values, so the model learns to read). Saves the adapter in ``out/adapter``;
+    domain's training questions, closed-book, and on ``reader_rows`` questions asked after the ``top_k`` sentences
+    BM25 retrieves for them (``data.domain_reader_rows``: fresh values, so the model learns to read). Saves the
+    adapter in ``out/adapter``;
     returns held-out accuracy (the test herbs' questions) closed-book and with BM25 retrieval from the corpus
     (``domain_scores``), and closed-book accuracy on the training questions. Introduced in
     20_capstone_domain_adaptation.ipynb."""
@@ -339,7 +336,7 @@ def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, 
     model, tok = recipes.load_model(source, dtype=prec.load_dtype)
     model.to(device)
     train = data.load_split("domain", "train")
-    rows = train + data.domain_reader_rows(reader_rows, seed)
+    rows = train + data.domain_reader_rows(reader_rows, seed, top_k)
     trained, losses = _train_sft(out, model, tok, rows, source, cfg, prec, steps, lr, seed, lora_r)
     trained.eval()
     held_out = domain_scores(trained, tok, data.load_split("domain", "test"), top_k)
