@@ -540,9 +540,9 @@ def lesson_20(m, c: Claims):
     c.le("8 bits: |held-out accuracy with retrieval int8 - fp32|", abs(int8["int8"]["rag"] - int8["fp32"]["rag"]), 0.1)
     c.eq("the merged model's held-out accuracy = the stacked model's (retrieval)", int8["fp32"]["rag"], domain["rag"])
     c.ge("retrieval: BM25 top-k sentences state the asked fact", domain["retrieval_recall"], 0.95)
-    c.ge("DAPT + SFT: held-out accuracy with retrieval", domain["rag"], 0.5)
+    c.ge("DAPT + SFT: held-out accuracy with retrieval", domain["rag"], 0.6)
     for name, run in (("DAPT + SFT", domain), ("SFT only", only)):
-        c.ge(f"{name}: held-out accuracy with retrieval - closed-book", run["rag"] - run["closed_book"], 0.3)
+        c.ge(f"{name}: held-out accuracy with retrieval - closed-book", run["rag"] - run["closed_book"], 0.4)
         c.le(f"{name}: closed-book held-out accuracy (near guessing, 1/9)", run["closed_book"], 0.35)
     for mode, diff in m["served_minus_in_process"].items():
         c.le(f"serve: |served - in-process accuracy| ({mode})", abs(diff), 0.05)
