@@ -295,41 +295,6 @@ def domain_fact(sentence: str) -> tuple[str, str, str] | None:
     return None
 
 
-def domain_reader_rows(n: int, seed: int = 0, k: int = 3) -> list[dict]:
-    """``n`` SFT rows that teach a model to answer a domain question from the ``k`` sentences retrieval puts before
-    it (``retrieval.rag_prompt``): each a training herb's question after the sentences BM25 (lesson 02) retrieves
-    for it from the corpus (test herbs' sentences left out), in retrieval's order, **every value in them drawn
-    afresh**, the answer too (lesson 02's reader trick: no value can be memorised, so reading is the only way to a
-    low loss). The reader trains on what the retriever returns: the asked herb's other facts, the asked fact of
-    other herbs, in the order it ranks them. Questions whose sentences miss the asked fact are not used.
-    Introduced in 20_capstone_domain_adaptation.ipynb."""
-    from helpers import retrieval
-
-    rng = random.Random(seed)
-    questions = load_split("domain", "train")
-    sentences = domain_sentences(exclude_split="test")
-    top = retrieval.bm25_search(sentences, [q["messages"][0]["content"] for q in questions], k)
-    usable = []
-    for question, ids in zip(questions, top):
-        asked = question["messages"][0]["content"]
-        facts = [domain_fact(sentences[i]) for i in ids]
-        stating = [j for j, f in enumerate(facts)
-                   if f and f[1] == question["task"] and re.search(rf"\b{f[0]}\b", asked)]
-        if stating:
-            usable.append((asked, question["task"], [sentences[i] for i in ids], facts, stating))
-    rows = []
-    while len(rows) < n:
-        asked, relation, passages, facts, stating = rng.choice(usable)
-        answer = str(rng.randint(1, 9))
-        lines = []
-        for j, (sentence, fact) in enumerate(zip(passages, facts)):
-            value = answer if j in stating else str(rng.randint(1, 9))
-            lines.append(sentence if fact is None else re.sub(r"\b\d\b", value, sentence))
-        rows.append({"task": relation, "messages": [{"role": "user", "content": "\n".join([*lines, asked])},
-                                                    {"role": "assistant", "content": answer}]})
-    return rows
-
-
 REASONING_ROWS = {"train": 2000, "test": 200}  # half sums of three digits, half of four
 
 

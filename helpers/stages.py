@@ -267,6 +267,44 @@ def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None 
     return result
 
 
+def domain_reader_rows(n: int, seed: int = 0, k: int = 3) -> list[dict]:
+    """``n`` SFT rows that teach a model to answer a domain question from the ``k`` sentences retrieval puts before
+    it (``retrieval.rag_prompt``): each a training herb's question after the sentences BM25 (lesson 02) retrieves
+    for it from the corpus (test herbs' sentences left out), in retrieval's order, **every value in them drawn
+    afresh**, the answer too (lesson 02's reader trick: no value can be memorised, so reading is the only way to a
+    low loss). The reader trains on what the retriever returns: the asked herb's other facts, the asked fact of
+    other herbs, in the order it ranks them. Questions whose sentences miss the asked fact are not used.
+    Introduced in 20_capstone_domain_adaptation.ipynb."""
+    import random
+    import re
+
+    from helpers import data, retrieval
+
+    rng = random.Random(seed)
+    questions = data.load_split("domain", "train")
+    sentences = data.domain_sentences(exclude_split="test")
+    top = retrieval.bm25_search(sentences, [q["messages"][0]["content"] for q in questions], k)
+    usable = []
+    for question, ids in zip(questions, top):
+        asked = question["messages"][0]["content"]
+        facts = [data.domain_fact(sentences[i]) for i in ids]
+        stating = [j for j, f in enumerate(facts)
+                   if f and f[1] == question["task"] and re.search(rf"\b{f[0]}\b", asked)]
+        if stating:
+            usable.append((asked, question["task"], [sentences[i] for i in ids], facts, stating))
+    rows = []
+    while len(rows) < n:
+        asked, relation, passages, facts, stating = rng.choice(usable)
+        answer = str(rng.randint(1, 9))
+        lines = []
+        for j, (sentence, fact) in enumerate(zip(passages, facts)):
+            value = answer if j in stating else str(rng.randint(1, 9))
+            lines.append(sentence if fact is None else re.sub(r"\b\d\b", value, sentence))
+        rows.append({"task": relation, "messages": [{"role": "user", "content": "\n".join([*lines, asked])},
+                                                    {"role": "assistant", "content": answer}]})
+    return rows
+
+
 def domain_passages(questions: list[str], k: int = 3) -> tuple[list[list[str]], list[str]]:
     """The ``k`` sentences of the domain's training corpus (``data.domain_sentences``) that BM25 (lesson 02) ranks
     first for each question, and the sentences searched. Introduced in 20_capstone_domain_adaptation.ipynb."""
@@ -321,7 +359,7 @@ def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, 
                profile: str = "tiny", reader_rows: int = 600, top_k: int = 3) -> dict:
     """LoRA SFT (lesson 03's config, lesson 04's adapter) of the input stage's model (or ``base_model``) on the
     domain's training questions, closed-book, and on ``reader_rows`` questions asked after the ``top_k`` sentences
-    BM25 retrieves for them (``data.domain_reader_rows``: fresh values, so the model learns to read). Saves the
+    BM25 retrieves for them (``domain_reader_rows``: fresh values, so the model learns to read). Saves the
     adapter in ``out/adapter``;
     returns held-out accuracy (the test herbs' questions) closed-book and with BM25 retrieval from the corpus
     (``domain_scores``), and closed-book accuracy on the training questions. Introduced in
@@ -336,7 +374,7 @@ def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, 
     model, tok = recipes.load_model(source, dtype=prec.load_dtype)
     model.to(device)
     train = data.load_split("domain", "train")
-    rows = train + data.domain_reader_rows(reader_rows, seed, top_k)
+    rows = train + domain_reader_rows(reader_rows, seed, top_k)
     trained, losses = _train_sft(out, model, tok, rows, source, cfg, prec, steps, lr, seed, lora_r)
     trained.eval()
     held_out = domain_scores(trained, tok, data.load_split("domain", "test"), top_k)

@@ -233,8 +233,8 @@ def test_domain_retrieval_finds_the_fact_and_reader_rows_teach_reading():
         answer = row["messages"][-1]["content"]
         found += any(herb in s and re.search(rf"\b{re.escape(answer)}\b", s) for s in top)
     assert found == len(test), "top-3 BM25 sentences hold every held-out fact"
-    rows = data.domain_reader_rows(200, seed=3)
-    assert rows == data.domain_reader_rows(200, seed=3)
+    rows = stages.domain_reader_rows(200, seed=3)
+    assert rows == stages.domain_reader_rows(200, seed=3)
     test_herbs = {h for h, v in herbs.items() if v["split"] == "test"}
     kinds, fresh = set(), 0
     for row in rows:
