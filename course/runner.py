@@ -217,9 +217,15 @@ def _run(syllabus, path, profile, only, out_root, params, jobs, optional, stand_
             print(f"  {lesson.stem} ...", flush=True)
             report(execute_lesson(lesson, run_dir, parameters_of(lesson)))
     else:
+        # a lesson that trains a shared model's recipe in its cells gets the threads the shared models were built with
+        # (threads None: this process's, as prepare_in_child's): 1 thread would round differently from the cached one
+        for lesson in (lesson for lesson in ready if lesson.as_built):
+            print(f"  {lesson.stem} (alone, as the shared models were built) ...", flush=True)
+            report(execute_lesson(lesson, run_dir, parameters_of(lesson)))
         # spawn, not fork: forking a process that has imported torch (and its threads) is unsafe
         # the longest lessons first (the syllabus' CPU estimate), so a long one does not start last
-        longest_first = sorted((lesson for lesson in ready if not lesson.alone), key=lambda lesson: -lesson.minutes_cpu)
+        longest_first = sorted((lesson for lesson in ready if not (lesson.alone or lesson.as_built)),
+                               key=lambda lesson: -lesson.minutes_cpu)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(execute_lesson, lesson, run_dir, parameters_of(lesson), 1) for lesson in longest_first]
             for future in as_completed(futures):

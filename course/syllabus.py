@@ -24,6 +24,9 @@ class Lesson:
     packages: tuple[str, ...] = ()  # installed on Colab/Kaggle beside the course's core packages
     models: tuple[str, ...] = ()  # shared models beyond helpers.recipes.SHARED (names of recipes.shared_ids), built first
     alone: bool = False  # its claims are speed ratios that another lesson on the other core skews: run after the others
+    # its cells train a shared model's recipe (03: tiny:sft's): with --jobs > 1 it runs first, by itself, with the
+    # threads the shared models were built with (a CPU's thread count changes a training run's rounding)
+    as_built: bool = False
     time_note: str = ""  # a sentence after the generated time/hardware line (what else takes time, or why)
     gpus: int = 1  # GPUs it uses; on Colab/Kaggle the others are hidden from a one-GPU lesson (colab/install.py)
 
