@@ -57,6 +57,17 @@ def bm25_search(documents: list[str], queries: list[str], k: int = 10) -> np.nda
     return np.asarray(ids)
 
 
+def flat_index(vectors: torch.Tensor | np.ndarray):
+    """An exact inner-product FAISS index (``IndexFlatIP``) holding unit-length ``vectors``: its scores are cosine
+    similarities (lesson 02 builds it, and an IVF one, by hand)."""
+    import faiss
+
+    vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    return index
+
+
 def rag_prompt(passages: list[str], question: str) -> list[dict]:
     """The reader's chat prompt: the passages, one per line, then the question."""
     return [{"role": "user", "content": "\n".join([*passages, question])}]

@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 MODEL = "model"  # the subfolder a model-making stage saves into
+EMBEDDER, INDEX, SENTENCES = "embedder", "index.faiss", "sentences.json"  # what a ``retriever`` stage saves
 
 
 def model_dir(inputs: dict[str, Path], name: str | None = None) -> Path:
@@ -229,12 +230,13 @@ def dapt(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r
 
 
 def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None = 64, questions: bool = False,
-         top_k: int = 3) -> dict:
+         top_k: int = 3, search: str = "bm25") -> dict:
     """The input stage's model in 8 bits (bitsandbytes LLM.int8, lesson 14), saved in ``out/model`` (the int8
     codes and scales are what ``save_pretrained`` writes, so the folder is the smaller model); returns the bytes of
     the decoder's linear layers and of every stored tensor in 32 and in 8 bits, and the perplexity of held-out
     domain and general text in both (``eval_limit`` packed rows); with ``questions``, also both models' accuracy
-    on the held-out domain questions, closed-book and with ``top_k`` retrieved sentences (``domain_scores``).
+    on the held-out domain questions, closed-book and with ``top_k`` retrieved sentences (``domain_scores``;
+    ``search`` as in ``domain_sft``).
     Introduced in 20_capstone_domain_adaptation.ipynb."""
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -258,7 +260,7 @@ def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None 
                             "stored_mb": quantization.stored_bytes(model) / 1e6,
                             **{f"{k}_ppl": perplexity(model, rows) for k, rows in held_out.items()}}
         if questions:
-            scored = domain_scores(model, tok, data.load_split("domain", "test"), top_k)
+            scored = domain_scores(model, tok, data.load_split("domain", "test"), top_k, _retriever(inputs, search))
             result[name].update(closed_book=scored["closed_book"]["accuracy"], rag=scored["rag"]["accuracy"])
     models["int8"].save_pretrained(out / MODEL)
     tok.save_pretrained(out / MODEL)
@@ -267,29 +269,136 @@ def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None 
     return result
 
 
-def domain_reader_rows(n: int, seed: int = 0, k: int = 3) -> list[dict]:
+def _retriever(inputs: dict[str, Path], search: str = "dense") -> Path | None:
+    """What ``domain_search`` searches with: None (BM25) for ``search="bm25"``; for "dense" the input stage that
+    holds a dense retriever (a ``retriever`` stage's ``index.faiss``)."""
+    if search not in ("bm25", "dense"):
+        raise ValueError(f"search must be 'bm25' or 'dense', got {search!r}")
+    found = [folder for folder in inputs.values() if (folder / INDEX).exists()]
+    if len(found) > 1:
+        raise ValueError(f"more than one input stage holds a retriever: {found}")
+    if search == "dense" and not found:
+        raise ValueError("search='dense' needs a retriever stage among the inputs (needs=(..., 'retriever'))")
+    return found[0] if search == "dense" else None
+
+
+def domain_search(queries: list[str], k: int = 3, retriever: Path | None = None,
+                  exclude_split: str | None = None) -> tuple[list[list[int]], list[str]]:
+    """The ids of the ``k`` domain-corpus sentences (``data.domain_sentences(exclude_split)``) ranked first for
+    each query, and the sentences: by BM25 (lesson 02's lexical baseline) when ``retriever`` is None, else by the
+    dense retriever of a ``retriever`` stage folder (its embedder; its saved FAISS index over every sentence, or an
+    index built here when ``exclude_split`` leaves some out). Introduced in 20_capstone_domain_adaptation.ipynb."""
+    from helpers import data, environment, retrieval
+
+    sentences = data.domain_sentences(exclude_split)
+    if retriever is None:
+        return retrieval.bm25_search(sentences, queries, k).tolist(), sentences
+    import faiss
+    from sentence_transformers import SentenceTransformer
+
+    embedder = SentenceTransformer(str(retriever / EMBEDDER), device=environment.pick_device(verbose=False))
+    if exclude_split is None:
+        index, sentences = faiss.read_index(str(retriever / INDEX)), json.loads((retriever / SENTENCES).read_text())
+    else:
+        index = retrieval.flat_index(retrieval.encode(embedder, sentences))
+    _, top = index.search(retrieval.encode(embedder, queries).numpy(), k)
+    return top.tolist(), sentences
+
+
+def _asked_herbs(questions: list[str]) -> list[str]:
+    """The herb each domain question names."""
+    import re
+
+    from helpers import data
+
+    names = [h["herb"] for h in data.load_jsonl(data.DATA_DIR / "domain" / "herbs.jsonl", "herbs")]
+    return [next(n for n in names if re.search(rf"\b{n}\b", q)) for q in questions]
+
+
+def _domain_recall(rows: list[dict], top: list[list[int]], sentences: list[str], k: int) -> dict:
+    """recall@1 and recall@k of ranked sentence ids: the share of questions (``rows``, SFT format) with a sentence
+    stating the asked fact (its herb and relation, ``data.domain_fact``) first / in the top k."""
+    from helpers import data
+
+    facts = [data.domain_fact(s) for s in sentences]
+    herbs = _asked_herbs([r["messages"][0]["content"] for r in rows])
+    hits = [[bool(facts[i]) and facts[i][:2] == (herb, row["task"]) for i in ids] for herb, row, ids in
+            zip(herbs, rows, top)]
+    return {"recall@1": sum(h[0] for h in hits) / len(rows), f"recall@{k}": sum(any(h[:k]) for h in hits) / len(rows)}
+
+
+def retriever(out: Path, inputs: dict, encoder_model: str, steps: int, lr: float, seed: int = 0, top_k: int = 3,
+              batch_size: int = 32, scale: float = 20.0) -> dict:
+    """Lesson 02's dense retriever for the domain: its masked-LM encoder (``retrieval.embedder``) tuned with
+    in-batch negatives (``MultipleNegativesRankingLoss``) on (training question, a corpus sentence stating its
+    fact) pairs, test herbs never seen; saved in ``out/embedder``, with a FAISS index of every corpus sentence
+    (``out/index.faiss``, ``out/sentences.json``). Returns the held-out questions' recall@1 and recall@``top_k``
+    for the untuned encoder, the tuned one and BM25. Introduced in 20_capstone_domain_adaptation.ipynb."""
+    import faiss
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+    from sentence_transformers.training_args import BatchSamplers
+
+    from helpers import data, environment, precision, retrieval
+
+    device = environment.pick_device(verbose=False)
+    prec = precision.choose(device)
+    train, test = data.load_split("domain", "train"), data.load_split("domain", "test")
+    known = data.domain_sentences(exclude_split="test")
+    facts = [data.domain_fact(s) for s in known]
+    pairs = [{"anchor": row["messages"][0]["content"], "positive": sentence}
+             for row, herb in zip(train, _asked_herbs([r["messages"][0]["content"] for r in train]))
+             for sentence, fact in zip(known, facts) if fact and fact[:2] == (herb, row["task"])]
+    queries = [r["messages"][0]["content"] for r in test]
+    sentences = data.domain_sentences()
+
+    def dense_recall(model) -> dict:
+        index = retrieval.flat_index(retrieval.encode(model, sentences))
+        return _domain_recall(test, index.search(retrieval.encode(model, queries).numpy(), top_k)[1].tolist(),
+                              sentences, top_k)
+
+    embedder = retrieval.embedder(encoder_model, device, seed=seed).eval()
+    result = {"pairs": len(pairs), "recall": {"untuned": dense_recall(embedder)}}
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(out / "checkpoints"), max_steps=steps, per_device_train_batch_size=batch_size,
+        learning_rate=lr, warmup_steps=0.1, batch_sampler=BatchSamplers.NO_DUPLICATES, seed=seed,
+        logging_steps=max(1, steps // 20), save_strategy="no", report_to="none", disable_tqdm=True,
+        **prec.trainer_args)
+    trainer = SentenceTransformerTrainer(model=embedder.train(), args=args, train_dataset=Dataset.from_list(pairs),
+                                         loss=losses.MultipleNegativesRankingLoss(embedder, scale=scale))
+    trainer.train()
+    embedder.eval()
+    losses_logged = _losses(trainer)
+    result["recall"]["tuned"] = dense_recall(embedder)
+    result["recall"]["bm25"] = _domain_recall(test, retrieval.bm25_search(sentences, queries, top_k).tolist(),
+                                              sentences, top_k)
+    embedder.save(str(out / EMBEDDER))
+    faiss.write_index(retrieval.flat_index(retrieval.encode(embedder, sentences)), str(out / INDEX))
+    (out / SENTENCES).write_text(json.dumps(sentences))
+    return {**result, "loss_first": losses_logged[0], "loss_last": losses_logged[-1], "sentences": len(sentences)}
+
+
+def domain_reader_rows(n: int, seed: int = 0, k: int = 3, retriever: Path | None = None) -> list[dict]:
     """``n`` SFT rows that teach a model to answer a domain question from the ``k`` sentences retrieval puts before
-    it (``retrieval.rag_prompt``): each a training herb's question after the sentences BM25 (lesson 02) retrieves
-    for it from the corpus (test herbs' sentences left out), in retrieval's order, **every value in them drawn
-    afresh**, the answer too (lesson 02's reader trick: no value can be memorised, so reading is the only way to a
-    low loss). The reader trains on what the retriever returns: the asked herb's other facts, the asked fact of
-    other herbs, in the order it ranks them. Questions whose sentences miss the asked fact are not used.
-    Introduced in 20_capstone_domain_adaptation.ipynb."""
+    it (``retrieval.rag_prompt``): each a training herb's question after the sentences the pipeline's retriever
+    (``domain_search``: BM25, or a ``retriever`` stage's) ranks first for it in the corpus (test herbs' sentences
+    left out), in its order, **every value in them drawn afresh**, the answer too (lesson 02's reader trick: no
+    value can be memorised, so reading is the only way to a low loss). The reader trains on what the retriever
+    returns: the asked herb's other facts, the asked fact of other herbs, in the order it ranks them. Questions
+    whose sentences miss the asked fact are not used. Introduced in 20_capstone_domain_adaptation.ipynb."""
     import random
     import re
 
-    from helpers import data, retrieval
+    from helpers import data
 
     rng = random.Random(seed)
     questions = data.load_split("domain", "train")
-    sentences = data.domain_sentences(exclude_split="test")
-    top = retrieval.bm25_search(sentences, [q["messages"][0]["content"] for q in questions], k)
+    asked_all = [q["messages"][0]["content"] for q in questions]
+    top, sentences = domain_search(asked_all, k, retriever, exclude_split="test")
     usable = []
-    for question, ids in zip(questions, top):
-        asked = question["messages"][0]["content"]
+    for question, asked, herb, ids in zip(questions, asked_all, _asked_herbs(asked_all), top):
         facts = [data.domain_fact(sentences[i]) for i in ids]
-        stating = [j for j, f in enumerate(facts)
-                   if f and f[1] == question["task"] and re.search(rf"\b{f[0]}\b", asked)]
+        stating = [j for j, f in enumerate(facts) if f and f[:2] == (herb, question["task"])]
         if stating:
             usable.append((asked, question["task"], [sentences[i] for i in ids], facts, stating))
     rows = []
@@ -305,33 +414,29 @@ def domain_reader_rows(n: int, seed: int = 0, k: int = 3) -> list[dict]:
     return rows
 
 
-def domain_passages(questions: list[str], k: int = 3) -> tuple[list[list[str]], list[str]]:
-    """The ``k`` sentences of the domain's training corpus (``data.domain_sentences``) that BM25 (lesson 02) ranks
-    first for each question, and the sentences searched. Introduced in 20_capstone_domain_adaptation.ipynb."""
-    from helpers import data, retrieval
-
-    sentences = data.domain_sentences()
-    top = retrieval.bm25_search(sentences, questions, k)
+def domain_passages(questions: list[str], k: int = 3, retriever: Path | None = None) -> tuple[list[list[str]], list[str]]:
+    """The ``k`` sentences of the domain's training corpus ranked first for each question (``domain_search``:
+    BM25, or a ``retriever`` stage's dense retriever), and the sentences searched. Introduced in
+    20_capstone_domain_adaptation.ipynb."""
+    top, sentences = domain_search(questions, k, retriever)
     return [[sentences[i] for i in row] for row in top], sentences
 
 
-def domain_scores(model, tok, rows: list[dict], k: int = 3) -> dict:
+def domain_scores(model, tok, rows: list[dict], k: int = 3, retriever: Path | None = None) -> dict:
     """Exact match on domain questions (``rows``, SFT format) asked closed-book and with the ``k`` retrieved
-    sentences before the question (``retrieval.rag_prompt``); and the retrieval's recall: the share of questions
-    whose sentences state the asked fact (the herb and the right value in one sentence). Introduced in
-    20_capstone_domain_adaptation.ipynb."""
+    sentences before the question (``retrieval.rag_prompt``; ``retriever`` as in ``domain_search``); and the
+    retrieval's recall: the share of questions whose sentences state the asked fact (the herb and the right value
+    in one sentence). Introduced in 20_capstone_domain_adaptation.ipynb."""
     import re
 
-    from helpers import data, retrieval
+    from helpers import retrieval
     from helpers.evaluation import exact_match, generate, score_replies
 
     questions = [r["messages"][0]["content"] for r in rows]
     answers = [r["messages"][-1]["content"] for r in rows]
-    passages, _ = domain_passages(questions, k)
-    names = [h["herb"] for h in data.load_jsonl(data.DATA_DIR / "domain" / "herbs.jsonl", "herbs")]
-    herbs = [next(n for n in names if re.search(rf"\b{n}\b", q)) for q in questions]
+    passages, _ = domain_passages(questions, k, retriever)
     recall = sum(any(h in s and re.search(rf"\b{re.escape(a)}\b", s) for s in p)
-                 for h, a, p in zip(herbs, answers, passages)) / len(rows)
+                 for h, a, p in zip(_asked_herbs(questions), answers, passages)) / len(rows)
     replies = {"closed_book": generate(model, tok, [r["messages"][:-1] for r in rows]),
                "rag": generate(model, tok, [retrieval.rag_prompt(p, q) for p, q in zip(passages, questions)])}
     return {**{mode: score_replies(r, rows) for mode, r in replies.items()}, "retrieval_recall": recall,
@@ -356,14 +461,14 @@ def paired_difference(a: Path, b: Path, seed: int = 0) -> dict:
 
 
 def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, lora_r: int = 16, seed: int = 0,
-               profile: str = "tiny", reader_rows: int = 600, top_k: int = 3) -> dict:
+               profile: str = "tiny", reader_rows: int = 600, top_k: int = 3, search: str = "bm25") -> dict:
     """LoRA SFT (lesson 03's config, lesson 04's adapter) of the input stage's model (or ``base_model``) on the
     domain's training questions, closed-book, and on ``reader_rows`` questions asked after the ``top_k`` sentences
-    BM25 retrieves for them (``domain_reader_rows``: fresh values, so the model learns to read). Saves the
-    adapter in ``out/adapter``;
-    returns held-out accuracy (the test herbs' questions) closed-book and with BM25 retrieval from the corpus
-    (``domain_scores``), and closed-book accuracy on the training questions. Introduced in
-    20_capstone_domain_adaptation.ipynb."""
+    retrieval ranks first for them (``domain_reader_rows``: fresh values, so the model learns to read). ``search``:
+    "bm25" or "dense" (a ``retriever`` stage among the inputs). Saves the adapter in ``out/adapter``; returns
+    held-out accuracy (the test herbs' questions) closed-book and with retrieval from the corpus (``domain_scores``;
+    with a ``retriever`` input, ``rag_by_search`` holds it with both searches), and closed-book accuracy on the
+    training questions. Introduced in 20_capstone_domain_adaptation.ipynb."""
     from helpers import data, environment, precision, recipes
     from helpers.evaluation import task_accuracy
     from helpers.profiles import get_profile
@@ -373,17 +478,21 @@ def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, 
     cfg, prec = get_profile(profile), precision.choose(device)
     model, tok = recipes.load_model(source, dtype=prec.load_dtype)
     model.to(device)
-    train = data.load_split("domain", "train")
-    rows = train + domain_reader_rows(reader_rows, seed, top_k)
+    train, test = data.load_split("domain", "train"), data.load_split("domain", "test")
+    rows = train + domain_reader_rows(reader_rows, seed, top_k, _retriever(inputs, search))
     trained, losses = _train_sft(out, model, tok, rows, source, cfg, prec, steps, lr, seed, lora_r)
     trained.eval()
-    held_out = domain_scores(trained, tok, data.load_split("domain", "test"), top_k)
+    held_out = domain_scores(trained, tok, test, top_k, _retriever(inputs, search))
     (out / "held_out.json").write_text(json.dumps(held_out["hits"]))  # question by question, for paired_difference
+    by_search = {search: held_out["rag"]["accuracy"]}
+    if any((folder / INDEX).exists() for folder in inputs.values()):
+        other = "dense" if search == "bm25" else "bm25"
+        by_search[other] = domain_scores(trained, tok, test, top_k, _retriever(inputs, other))["rag"]["accuracy"]
     return {"base_model": source, "train_rows": len(rows), "loss_first": losses[0], "loss_last": losses[-1],
             "train_accuracy": task_accuracy(trained, tok, train)["accuracy"],
             "closed_book": held_out["closed_book"]["accuracy"], "rag": held_out["rag"]["accuracy"],
             "per_task": {"closed_book": held_out["closed_book"]["per_task"], "rag": held_out["rag"]["per_task"]},
-            "retrieval_recall": held_out["retrieval_recall"]}
+            "retrieval_recall": held_out["retrieval_recall"], "rag_by_search": by_search}
 
 
 def merge(out: Path, inputs: dict, stage: str = "sft", probe_rows: int = 8, probe: str = "sft") -> dict:
@@ -608,15 +717,16 @@ def gguf(out: Path, inputs: dict, outtypes: tuple[str, ...] = ("q8_0",)) -> dict
 
 def serve(out: Path, inputs: dict, api_key: str, limit: int | None = 64, engines: tuple[str, ...] = ("transformers",),
           startup_timeout: float = 600, vllm_version: str = "0.33.0", questions: str = "course",
-          rag_k: int = 0) -> dict:
+          rag_k: int = 0, search: str = "bm25") -> dict:
     """Serve the input stages' model through lesson 16's OpenAI-compatible servers, one after the other, each
     with ``api_key``: ``transformers`` (``helpers.server`` on the model folder), ``llama.cpp:<file>`` (llama.cpp's
     server on a GGUF file of a ``gguf`` input) or ``vllm`` (GPU only). Each answers the ``eval_rows`` prompts
     through the ``openai`` client (greedy, 8 in flight); returns its accuracy and hallucination rate (scored as in
     process), the status of a request without the key and of one with a wrong key, and whether any server process
     or port is left once it stopped. Servers' logs in ``out``. ``questions="domain"``: the domain's held-out
-    questions instead, each asked closed-book and, with ``rag_k``, after the ``rag_k`` sentences BM25 retrieves
-    from the domain corpus (``domain_passages``: the client retrieves, the server only generates)."""
+    questions instead, each asked closed-book and, with ``rag_k``, after the ``rag_k`` sentences retrieved from
+    the domain corpus (``domain_passages``, ``search`` as in ``domain_sft``: the client retrieves, the server only
+    generates)."""
     import concurrent.futures
     import sys
 
@@ -635,7 +745,7 @@ def serve(out: Path, inputs: dict, api_key: str, limit: int | None = 64, engines
         if rag_k:
             asked = [r["messages"][0]["content"] for r in rows]
             rows += [{"task": r["task"], "messages": [*retrieval.rag_prompt(p, q), r["messages"][-1]], "rag": True}
-                     for r, p, q in zip(rows, domain_passages(asked, rag_k)[0], asked)]
+                     for r, p, q in zip(rows, domain_passages(asked, rag_k, _retriever(inputs, search))[0], asked)]
     else:
         rows = eval_rows(limit)
     results = {}

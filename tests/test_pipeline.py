@@ -249,3 +249,27 @@ def test_domain_retrieval_finds_the_fact_and_reader_rows_teach_reading():
         fresh += answer != herbs[herb][row["task"]]
     assert fresh > 0.6 * len(rows), "values drawn afresh: most differ from the herb's real fact"
     assert {(True, False), (False, True)} <= kinds, "retrieval's distractors: the herb's other facts, others' same fact"
+
+
+def test_the_dense_retriever_stage_saves_an_encoder_and_index_that_the_domain_stages_search(tmp_path):
+    """Lesson 02's encoder tuned on the training herbs' (question, fact sentence) pairs: its recall on held-out herbs
+    rises from the untuned encoder's (near zero); the saved embedder and FAISS index answer ``domain_search`` as the
+    stage measured; reader rows from it name training herbs only; ``search="dense"`` without it is an error."""
+    from helpers import data, stages
+
+    pipe = Pipeline(tmp_path, verbose=False)
+    result = pipe.run("retriever", stages.retriever, encoder_model="tiny:encoder", steps=60, lr=2e-3, top_k=3)
+    folder = pipe.folder("retriever")
+    assert {p.name for p in folder.iterdir()} >= {"embedder", "index.faiss", "sentences.json"}
+    recall = result["recall"]
+    assert recall["untuned"]["recall@3"] <= 0.3 and recall["tuned"]["recall@3"] >= recall["untuned"]["recall@3"] + 0.3
+    test = data.load_split("domain", "test")
+    top, sentences = stages.domain_search([r["messages"][0]["content"] for r in test], 3, folder)
+    assert len(sentences) == result["sentences"] and all(len(row) == 3 for row in top)
+    assert stages._domain_recall(test, top, sentences, 3) == recall["tuned"], "the saved index is the one measured"
+    test_herbs = {h["herb"] for h in data.load_jsonl(DATA_DIR / "domain" / "herbs.jsonl", "herbs") if h["split"] == "test"}
+    rows = stages.domain_reader_rows(50, seed=1, retriever=folder)
+    assert not any(h in r["messages"][0]["content"] for r in rows for h in test_herbs)
+    with pytest.raises(ValueError, match="needs a retriever stage"):
+        stages._retriever({}, "dense")
+    assert stages._retriever({"retriever": folder}, "bm25") is None
