@@ -117,11 +117,13 @@ class Pipeline:
                             step=len(self.results) - 1)
 
     def report(self, title: str = "Pipeline report") -> Path:
-        """Write ``report.md`` (a section per stage: what it read, its parameters, its numbers, ran or skipped) and
+        """Write ``report.md`` (a section per stage: what it read, its parameters, its numbers, when it was made and
+        in how long, and whether this run skipped it) and
         ``results.json`` (every stage's metrics) in the run folder; returns the report's path."""
         lines = [f"# {title}", "", f"Run folder: `{self.root}`", ""]
         for name, done in self.results.items():
-            how = "skipped: its artifact was already there" if done["skipped"] else f"ran in {done['seconds']:.1f} s"
+            how = f"made in {done['seconds']:.1f} s ({done['finished']})"  # a resumed run keeps the numbers it found
+            how += " · this run found it done and skipped it" if done["skipped"] else ""
             lines += [f"## {name}", "", f"- {how}; artifact `{done['folder']}/`"]
             if done["needs"]:
                 lines.append("- reads: " + ", ".join(f"`{n}`" for n in done["needs"]))

@@ -56,7 +56,10 @@ def test_a_resumed_run_skips_every_done_stage_and_reproduces_the_results(tmp_pat
     assert all(done["skipped"] for done in again.results.values())
     again.report("toy")
     assert (tmp_path / "results.json").read_text() == results
-    assert "skipped: its artifact was already there" in (tmp_path / "report.md").read_text()
+    resumed = (tmp_path / "report.md").read_text()
+    assert resumed.count("this run found it done and skipped it") == 3 and "skipped" not in report
+    made = [line for line in report.splitlines() if line.startswith("- made in")]
+    assert len(made) == 3 and all(line.split(";")[0] in resumed for line in made), "the resumed report keeps them"
 
 
 def test_a_changed_parameter_reruns_its_stage_and_those_that_read_it(tmp_path):
