@@ -269,17 +269,25 @@ def int8(out: Path, inputs: dict, profile: str = "tiny", eval_limit: int | None 
     return result
 
 
-def _retriever(inputs: dict[str, Path], search: str = "dense") -> Path | None:
-    """What ``domain_search`` searches with: None (BM25) for ``search="bm25"``; for "dense" the input stage that
-    holds a dense retriever (a ``retriever`` stage's ``index.faiss``)."""
-    if search not in ("bm25", "dense"):
-        raise ValueError(f"search must be 'bm25' or 'dense', got {search!r}")
+def _dense_input(inputs: dict[str, Path]) -> Path | None:
+    """The input stage that holds a dense retriever (a ``retriever`` stage's ``index.faiss``), or None."""
     found = [folder for folder in inputs.values() if (folder / INDEX).exists()]
     if len(found) > 1:
         raise ValueError(f"more than one input stage holds a retriever: {found}")
-    if search == "dense" and not found:
+    return found[0] if found else None
+
+
+def _retriever(inputs: dict[str, Path], search: str) -> Path | None:
+    """What ``domain_search`` searches with: None (BM25) for ``search="bm25"``; for "dense" the input stage that
+    holds a dense retriever (``_dense_input``)."""
+    if search not in ("bm25", "dense"):
+        raise ValueError(f"search must be 'bm25' or 'dense', got {search!r}")
+    if search == "bm25":
+        return None
+    found = _dense_input(inputs)
+    if found is None:
         raise ValueError("search='dense' needs a retriever stage among the inputs (needs=(..., 'retriever'))")
-    return found[0] if search == "dense" else None
+    return found
 
 
 def domain_search(queries: list[str], k: int = 3, retriever: Path | None = None,
@@ -352,13 +360,13 @@ def retriever(out: Path, inputs: dict, encoder_model: str, steps: int, lr: float
     queries = [r["messages"][0]["content"] for r in test]
     sentences = data.domain_sentences()
 
-    def dense_recall(model) -> dict:
+    def dense_index(model) -> tuple:  # (a FAISS index of every sentence, the held-out questions' recall in it)
         index = retrieval.flat_index(retrieval.encode(model, sentences))
-        return _domain_recall(test, index.search(retrieval.encode(model, queries).numpy(), top_k)[1].tolist(),
-                              sentences, top_k)
+        top = index.search(retrieval.encode(model, queries).numpy(), top_k)[1].tolist()
+        return index, _domain_recall(test, top, sentences, top_k)
 
     embedder = retrieval.embedder(encoder_model, device, seed=seed).eval()
-    result = {"pairs": len(pairs), "recall": {"untuned": dense_recall(embedder)}}
+    result = {"pairs": len(pairs), "recall": {"untuned": dense_index(embedder)[1]}}
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out / "checkpoints"), max_steps=steps, per_device_train_batch_size=batch_size,
         learning_rate=lr, warmup_steps=0.1, batch_sampler=BatchSamplers.NO_DUPLICATES, seed=seed,
@@ -369,11 +377,11 @@ def retriever(out: Path, inputs: dict, encoder_model: str, steps: int, lr: float
     trainer.train()
     embedder.eval()
     losses_logged = _losses(trainer)
-    result["recall"]["tuned"] = dense_recall(embedder)
+    index, result["recall"]["tuned"] = dense_index(embedder)
     result["recall"]["bm25"] = _domain_recall(test, retrieval.bm25_search(sentences, queries, top_k).tolist(),
                                               sentences, top_k)
     embedder.save(str(out / EMBEDDER))
-    faiss.write_index(retrieval.flat_index(retrieval.encode(embedder, sentences)), str(out / INDEX))
+    faiss.write_index(index, str(out / INDEX))
     (out / SENTENCES).write_text(json.dumps(sentences))
     return {**result, "loss_first": losses_logged[0], "loss_last": losses_logged[-1], "sentences": len(sentences)}
 
@@ -479,13 +487,14 @@ def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, 
     model, tok = recipes.load_model(source, dtype=prec.load_dtype)
     model.to(device)
     train, test = data.load_split("domain", "train"), data.load_split("domain", "test")
-    rows = train + domain_reader_rows(reader_rows, seed, top_k, _retriever(inputs, search))
+    searcher = _retriever(inputs, search)
+    rows = train + domain_reader_rows(reader_rows, seed, top_k, searcher)
     trained, losses = _train_sft(out, model, tok, rows, source, cfg, prec, steps, lr, seed, lora_r)
     trained.eval()
-    held_out = domain_scores(trained, tok, test, top_k, _retriever(inputs, search))
+    held_out = domain_scores(trained, tok, test, top_k, searcher)
     (out / "held_out.json").write_text(json.dumps(held_out["hits"]))  # question by question, for paired_difference
     by_search = {search: held_out["rag"]["accuracy"]}
-    if any((folder / INDEX).exists() for folder in inputs.values()):
+    if _dense_input(inputs) is not None:
         other = "dense" if search == "bm25" else "bm25"
         by_search[other] = domain_scores(trained, tok, test, top_k, _retriever(inputs, other))["rag"]["accuracy"]
     return {"base_model": source, "train_rows": len(rows), "loss_first": losses[0], "loss_last": losses[-1],
