@@ -430,24 +430,24 @@ def domain_passages(questions: list[str], k: int = 3, retriever: Path | None = N
     return [[sentences[i] for i in row] for row in top], sentences
 
 
-def domain_scores(model, tok, rows: list[dict], k: int = 3, retriever: Path | None = None) -> dict:
+def domain_scores(model, tok, rows: list[dict], k: int = 3, retriever: Path | None = None,
+                  modes: tuple[str, ...] = ("closed_book", "rag")) -> dict:
     """Exact match on domain questions (``rows``, SFT format) asked closed-book and with the ``k`` retrieved
-    sentences before the question (``retrieval.rag_prompt``; ``retriever`` as in ``domain_search``); and the
-    retrieval's recall: the share of questions whose sentences state the asked fact (the herb and the right value
-    in one sentence). Introduced in 20_capstone_domain_adaptation.ipynb."""
-    import re
-
+    sentences before the question (``retrieval.rag_prompt``; ``retriever`` as in ``domain_search``), the ``modes``
+    asked for; and the retrieval's recall@k: the share of questions whose sentences include one stating the asked
+    fact (``_domain_recall``, as the ``retriever`` stage measures it). Introduced in
+    20_capstone_domain_adaptation.ipynb."""
     from helpers import retrieval
     from helpers.evaluation import exact_match, generate, score_replies
 
     questions = [r["messages"][0]["content"] for r in rows]
     answers = [r["messages"][-1]["content"] for r in rows]
-    passages, _ = domain_passages(questions, k, retriever)
-    recall = sum(any(h in s and re.search(rf"\b{re.escape(a)}\b", s) for s in p)
-                 for h, a, p in zip(_asked_herbs(questions), answers, passages)) / len(rows)
-    replies = {"closed_book": generate(model, tok, [r["messages"][:-1] for r in rows]),
-               "rag": generate(model, tok, [retrieval.rag_prompt(p, q) for p, q in zip(passages, questions)])}
-    return {**{mode: score_replies(r, rows) for mode, r in replies.items()}, "retrieval_recall": recall,
+    top, sentences = domain_search(questions, k, retriever)
+    prompts = {"closed_book": lambda: [r["messages"][:-1] for r in rows],
+               "rag": lambda: [retrieval.rag_prompt([sentences[i] for i in ids], q) for ids, q in zip(top, questions)]}
+    replies = {mode: generate(model, tok, prompts[mode]()) for mode in modes}
+    return {**{mode: score_replies(r, rows) for mode, r in replies.items()},
+            "retrieval_recall": _domain_recall(rows, top, sentences, k)[f"recall@{k}"],
             "hits": {mode: [exact_match(x, a) for x, a in zip(r, answers)] for mode, r in replies.items()}}
 
 
@@ -496,7 +496,7 @@ def domain_sft(out: Path, inputs: dict, base_model: str, steps: int, lr: float, 
     by_search = {search: held_out["rag"]["accuracy"]}
     if _dense_input(inputs) is not None:
         other = "dense" if search == "bm25" else "bm25"
-        by_search[other] = domain_scores(trained, tok, test, top_k, _retriever(inputs, other))["rag"]["accuracy"]
+        by_search[other] = domain_scores(trained, tok, test, top_k, _retriever(inputs, other), ("rag",))["rag"]["accuracy"]
     return {"base_model": source, "train_rows": len(rows), "loss_first": losses[0], "loss_last": losses[-1],
             "train_accuracy": task_accuracy(trained, tok, train)["accuracy"],
             "closed_book": held_out["closed_book"]["accuracy"], "rag": held_out["rag"]["accuracy"],
