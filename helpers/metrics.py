@@ -33,9 +33,9 @@ def clean(value):
     raise TypeError(f"metric values must be numbers, strings, lists or dicts, not {type(value).__name__}")
 
 
-def record_metrics(lesson: str, **metrics) -> Path:
+def record_metrics(lesson: str, **metrics) -> None:
     """Merge ``metrics`` into ``<output_dir>/<lesson>.metrics.json`` and print one line saying what was recorded
-    (numbers with their values, tables by name).
+    (numbers with their values, tables by name). Returns nothing, so a cell that ends with it shows only that line.
 
     Call it where each number is measured. The course runner and the tests read this file: it is how a lesson
     proves what it teaches. Introduced in 00_welcome.ipynb.
@@ -48,7 +48,6 @@ def record_metrics(lesson: str, **metrics) -> Path:
     shown = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" if isinstance(v, (bool, int, str)) or v is None
              else k for k, v in values.items()]
     print(f"recorded ({path.name}): " + ", ".join(shown))
-    return path
 
 
 def read_metrics(path: str | Path) -> dict:

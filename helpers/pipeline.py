@@ -5,8 +5,9 @@ disk, and every stage adds a section to one report. The capstones (curate → SF
 A stage is a function ``fn(out, inputs, **params) -> metrics``: it writes what it makes under ``out`` (a folder),
 reads earlier stages' artifacts from ``inputs`` (their folders, by stage name), and returns the numbers it measured
 (JSON: numbers, strings, lists, dicts). ``Pipeline.run`` calls it once; a stage whose folder already holds a result
-with the same key is skipped, and says so. The key covers the stage's source, its parameters and the keys of the
-stages it reads, so changing a parameter reruns that stage and every stage after it that reads it, and nothing else.
+with the same key is skipped, and says so. The key covers the stage's code (its source, its module's and every
+``helpers`` module's: a changed helper it calls makes it again), its parameters and the keys of the stages it reads,
+so changing a parameter reruns that stage and every stage after it that reads it, and nothing else.
 A stage that raises leaves no folder behind: a run stopped anywhere resumes at the first stage not done.
 
     pipe = Pipeline(output_dir() / "capstone")
@@ -23,6 +24,7 @@ from __future__ import annotations
 import inspect
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,7 +71,7 @@ class Pipeline:
                            f"{list(self.results)}")
         inputs = {n: self.folder(n) for n in needs}
         params = _with_defaults(fn, params)  # run(..., rows=3) and run(...) with rows=3 the default are one stage
-        key = entry_key((fn,), parts=(name, clean(params), [self.results[n]["key"] for n in needs]))
+        key = entry_key((fn,), files=_code_files(fn), parts=(name, clean(params), [self.results[n]["key"] for n in needs]))
         folder = self.root / f"{len(self.results):02d}_{name}"
         result_file = folder / RESULT
         if result_file.exists():
@@ -146,6 +148,18 @@ class Pipeline:
     def _say(self, message: str) -> None:
         if self.verbose:
             print(message)
+
+
+def _code_files(fn: Callable) -> list[Path]:
+    """The source files a stage's result depends on besides its own source: its module's file (a notebook's stage
+    has none) and the ``helpers`` package's modules, in a fixed order."""
+    import helpers
+
+    module = getattr(sys.modules.get(fn.__module__), "__file__", None)
+    files = sorted(Path(helpers.__file__).parent.glob("*.py"))
+    if module and module.endswith(".py") and Path(module) not in files:
+        files.append(Path(module))
+    return files
 
 
 def _with_defaults(fn: Callable, params: dict) -> dict:

@@ -11,8 +11,8 @@ from helpers import environment, exercises, metrics, profiles
 def test_record_metrics_merges_and_rejects_bad_values(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path))
     metrics.record_metrics("99_x", a=1, b=0.5)
-    path = metrics.record_metrics("99_x", b=0.25, per_task={"add": 1.0})
-    assert json.loads(path.read_text()) == {"a": 1, "b": 0.25, "per_task": {"add": 1.0}}
+    assert metrics.record_metrics("99_x", b=0.25, per_task={"add": 1.0}) is None, "nothing for a cell to display"
+    assert json.loads((tmp_path / "99_x.metrics.json").read_text()) == {"a": 1, "b": 0.25, "per_task": {"add": 1.0}}
     with pytest.raises(ValueError):
         metrics.record_metrics("99_x", c=math.nan)
     with pytest.raises(TypeError):

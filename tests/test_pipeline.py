@@ -74,6 +74,28 @@ def test_a_changed_parameter_reruns_its_stage_and_those_that_read_it(tmp_path):
     assert CALLS == ["data", "train", "evaluate"], "a change upstream reruns everything downstream"
 
 
+def test_a_changed_helper_of_a_stage_reruns_it(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from helpers import pipeline
+
+    code = "def double(x):\n    return 2 * x\n\ndef stage(out, inputs):\n    return {'value': double(3)}\n"
+    (tmp_path / "toy_stages.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("toy_stages")
+    assert Pipeline(tmp_path / "run", verbose=False).run("toy", module.stage) == {"value": 6}
+    (tmp_path / "toy_stages.py").write_text(code.replace("2 * x", "3 * x"))  # the stage's own source is unchanged
+    module = importlib.reload(module)
+    again = Pipeline(tmp_path / "run", verbose=False)
+    assert again.run("toy", module.stage) == {"value": 9} and not again.results["toy"]["skipped"]
+    del sys.modules["toy_stages"]
+    from helpers import stages
+
+    names = {p.name for p in pipeline._code_files(stages.domain_sft)}
+    assert {"stages.py", "retrieval.py", "recipes.py", "data.py"} <= names, "the helpers a stage calls are in its key"
+
+
 def test_a_failed_stage_leaves_nothing_and_the_next_run_resumes_there(tmp_path):
     pipe = Pipeline(tmp_path, verbose=False)
     pipe.run("data", make_data)
