@@ -443,9 +443,11 @@ def domain_scores(model, tok, rows: list[dict], k: int = 3, retriever: Path | No
     questions = [r["messages"][0]["content"] for r in rows]
     answers = [r["messages"][-1]["content"] for r in rows]
     top, sentences = domain_search(questions, k, retriever)
-    prompts = {"closed_book": lambda: [r["messages"][:-1] for r in rows],
-               "rag": lambda: [retrieval.rag_prompt([sentences[i] for i in ids], q) for ids, q in zip(top, questions)]}
-    replies = {mode: generate(model, tok, prompts[mode]()) for mode in modes}
+    prompts = {"closed_book": [r["messages"][:-1] for r in rows],
+               "rag": [retrieval.rag_prompt([sentences[i] for i in ids], q) for ids, q in zip(top, questions)]}
+    if unknown := set(modes) - set(prompts):
+        raise ValueError(f"modes {sorted(unknown)}: a domain question is asked {' or '.join(prompts)}")
+    replies = {mode: generate(model, tok, prompts[mode]) for mode in modes}
     return {**{mode: score_replies(r, rows) for mode, r in replies.items()},
             "retrieval_recall": _domain_recall(rows, top, sentences, k)[f"recall@{k}"],
             "hits": {mode: [exact_match(x, a) for x, a in zip(r, answers)] for mode, r in replies.items()}}
