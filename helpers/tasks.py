@@ -89,8 +89,11 @@ def _draw_chain(rng: random.Random, context: Context) -> tuple[dict, str, str]:
 
 
 def _chain_trace(fields: dict) -> str:
-    """``4 + 3 = 7. 7 + 1 = 8. Answer: 8``: one known single-digit sum per step (the corpus states every one)."""
-    steps, total = [], fields["terms"][0]
+    """``4 + 3 + 1. 4 + 3 = 7. 7 + 1 = 8. Answer: 8``: the question rewritten as one sum (its digits copied in order,
+    whatever the phrasing), then one known single-digit sum per step (the corpus states every one). The rewrite
+    puts the operands next to the steps that read them: without it the tiny trace student learned to copy the
+    right operand only on some pretrained bases (held-out 0.47-0.995 over seeds x kernel sets at 200 steps)."""
+    steps, total = [" + ".join(map(str, fields["terms"])) + "."], fields["terms"][0]
     for term in fields["terms"][1:]:
         steps.append(f"{total} + {term} = {total + term}.")
         total += term
@@ -108,7 +111,9 @@ def final_answer(reply: str) -> str | None:
 
 def chain_trace_valid(question: str, reply: str) -> bool:
     """True when ``reply`` adds the question's digits in their order, one true ``a + b = c.`` step each, each step
-    starting from the last one's result, and ends with ``Answer:`` and the sum. Introduced in 11_reasoning.ipynb."""
+    starting from the last one's result, and ends with ``Answer:`` and the sum. What comes before the first step
+    (the trace's rewrite of the question, ``4 + 3 + 1.``) is scratch work: the steps are checked against the
+    question itself. Introduced in 11_reasoning.ipynb."""
     terms = [int(d) for d in re.findall(r"\d+", question)]
     steps = STEP.findall(reply)
     answer = re.search(r"Answer: (\d+)\s*$", reply.strip())

@@ -410,9 +410,14 @@ def test_reasoning_splits_hold_out_tuples_and_phrasing_and_their_traces_check():
             assert tasks.chain_trace_valid(question, row["trace"]) and tasks.final_answer(row["trace"]) == row["answer"]
             assert family.well_formed(row["answer"]) and int(row["answer"]) <= 9
     question = "Add 4, 3 and 1."
-    assert not tasks.chain_trace_valid(question, "4 + 3 = 7. 7 + 1 = 9. Answer: 9")  # a false step
-    assert not tasks.chain_trace_valid(question, "4 + 3 = 7. Answer: 8")  # a step left out
-    assert not tasks.chain_trace_valid(question, "3 + 4 = 7. 7 + 1 = 8. Answer: 8")  # not the question's order
+    assert tasks.chain_trace_valid(question, "4 + 3 + 1. 4 + 3 = 7. 7 + 1 = 8. Answer: 8")
+    assert not tasks.chain_trace_valid(question, "4 + 3 + 1. 4 + 3 = 7. 7 + 1 = 9. Answer: 9")  # a false step
+    assert not tasks.chain_trace_valid(question, "4 + 3 + 1. 4 + 3 = 7. Answer: 8")  # a step left out
+    assert not tasks.chain_trace_valid(question, "3 + 4 + 1. 3 + 4 = 7. 7 + 1 = 8. Answer: 8")  # not the question's order
+    assert not tasks.chain_trace_valid(question, "4 + 3 + 1. 4 + 3 = 7. 7 + 3 = 10. Answer: 10")  # a digit miscopied
+    # the rewrite is scratch work: the steps are checked against the question, with or without it
+    assert tasks.chain_trace_valid(question, "4 + 3 = 7. 7 + 1 = 8. Answer: 8")
+    assert tasks.chain_trace_valid(question, "4 + 3 + 3. 4 + 3 = 7. 7 + 1 = 8. Answer: 8")
     assert tasks.final_answer("8") == "8" and tasks.final_answer("no") is None
     assert "chain" not in data.TASK_NAMES, "a family outside the core splits changes none of their files"
 
