@@ -149,14 +149,14 @@ PROFILES = {
         reader_steps=120,  # right passage 100 %, a wrong one ~chance (400 steps did not teach names: helpers.tasks.Fact)
         reader_lr=3e-3,
         reasoning_model="tiny:base",  # pretrained only: it has read every single-digit sum, never a question of three
-        # held out, seeds 0 1 x kernel sets (default, avx2, avx512): answer-only 37-76 %, trace 72-99 % (valid 69-98 %);
+        # held out, seeds 0-2 x kernel sets (default, avx2, avx512): answer-only 35-76 %, trace 72-99 % (valid 68-99 %);
         # at 200 steps, or without the trace's rewrite of the question, the trace student was a draw (34-99 %)
         cot_steps=300,
         cot_lr=3e-3,
         reasoning_rl_steps=50,  # 16 prompts x 4 samples a step; ~30 s
         reasoning_rl_lr=2e-4,  # 1e-4 for 100 steps of 8 prompts: as good, slower; 3e-4 for 100 steps collapsed a model
         # the trace student's samples at 1.3 were right ~84 % of the time (300 steps): GRPO then gained +0.04 pass@1, at
-        # the claim's bound; at 1.5 (seeds 0 1 x default, avx2, avx512) they are right 30-64 % and GRPO gains +9-17 points
+        # the claim's bound; at 1.5 (seeds 0-2 x default, avx2, avx512) they are right 30-64 % and GRPO gains +7-17 points
         reasoning_temperature=1.5,
         reasoning_rl_accumulation=1,
         dapt_steps=100,  # domain perplexity -~100 % (an invented field), general +3 % with a quarter replay
